@@ -1,0 +1,175 @@
+//! User configuration: a TOML file in the config directory, then `KOMPRESS_*` overrides.
+//!
+//! ```toml
+//! # ~/.config/kompress/config.toml
+//! disable = false
+//! min_chars = 200
+//! deadline_ms = 1000
+//! min_saving = 0.05
+//! max_output_chars = 29000
+//!
+//! [domains.build_log]
+//! passes = ["ansi", "progress", "repeats", "blank_lines"]
+//! model = false
+//! ```
+//!
+//! Environment: `KOMPRESS_DISABLE=1` (pure passthrough), `KOMPRESS_CONFIG` (another file),
+//! `KOMPRESS_MIN_CHARS`, `KOMPRESS_DEADLINE_MS`, `KOMPRESS_MIN_SAVING`,
+//! `KOMPRESS_MAX_OUTPUT_CHARS`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::domain::{Domain, Settings};
+use crate::paths::Dirs;
+
+/// Resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Pure passthrough: kompress changes nothing.
+    pub disable: bool,
+    /// Inputs shorter than this many characters pass through unchanged.
+    pub min_chars: usize,
+    /// Give up and pass through when compression takes longer than this.
+    pub deadline: Duration,
+    /// Pass through unless at least this fraction of tokens is saved.
+    pub min_saving: f64,
+    /// The largest output hook mode may emit. Claude Code persists a Bash replacement over
+    /// 30,000 characters to a file and shows the model a 2 KB preview, so the default stays
+    /// below that, with room for kompress's own trailer.
+    pub max_output_chars: usize,
+    /// Per-domain overrides of [`Domain::settings`].
+    pub domains: BTreeMap<Domain, Settings>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            disable: false,
+            min_chars: 200,
+            deadline: Duration::from_millis(1000),
+            min_saving: 0.05,
+            max_output_chars: 29_000,
+            domains: BTreeMap::new(),
+        }
+    }
+}
+
+/// The file format: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    disable: Option<bool>,
+    min_chars: Option<usize>,
+    deadline_ms: Option<u64>,
+    min_saving: Option<f64>,
+    max_output_chars: Option<usize>,
+    #[serde(default)]
+    domains: BTreeMap<Domain, Settings>,
+}
+
+impl Config {
+    /// The settings for `domain`: the user's override or the built-in default.
+    pub fn settings(&self, domain: Domain) -> Settings {
+        self.domains
+            .get(&domain)
+            .cloned()
+            .unwrap_or_else(|| domain.settings())
+    }
+
+    /// Load the configuration file (if any) and apply environment overrides.
+    pub fn load() -> Result<Config> {
+        let path = std::env::var_os("KOMPRESS_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| Dirs::resolve().map(|d| d.config_file()));
+        let mut config = match path {
+            Some(path) if path.exists() => Config::from_file(&path)?,
+            _ => Config::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        Ok(config)
+    }
+
+    /// Parse one configuration file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let file: File = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let defaults = Config::default();
+        Ok(Config {
+            disable: file.disable.unwrap_or(defaults.disable),
+            min_chars: file.min_chars.unwrap_or(defaults.min_chars),
+            deadline: file.deadline_ms.map_or(defaults.deadline, Duration::from_millis),
+            min_saving: file.min_saving.unwrap_or(defaults.min_saving),
+            max_output_chars: file.max_output_chars.unwrap_or(defaults.max_output_chars),
+            domains: file.domains,
+        })
+    }
+
+    /// Apply `KOMPRESS_*` overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{key}={value:?} is not a valid value"))
+        }
+        if let Some(v) = get("KOMPRESS_DISABLE") {
+            self.disable = !matches!(v.trim(), "" | "0" | "false" | "no");
+        }
+        if let Some(v) = get("KOMPRESS_MIN_CHARS") {
+            self.min_chars = parse("KOMPRESS_MIN_CHARS", &v)?;
+        }
+        if let Some(v) = get("KOMPRESS_DEADLINE_MS") {
+            self.deadline = Duration::from_millis(parse("KOMPRESS_DEADLINE_MS", &v)?);
+        }
+        if let Some(v) = get("KOMPRESS_MIN_SAVING") {
+            self.min_saving = parse("KOMPRESS_MIN_SAVING", &v)?;
+        }
+        if let Some(v) = get("KOMPRESS_MAX_OUTPUT_CHARS") {
+            self.max_output_chars = parse("KOMPRESS_MAX_OUTPUT_CHARS", &v)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passes::Pass;
+
+    #[test]
+    fn file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "min_chars = 500\n[domains.build_log]\npasses = [\"ansi\", \"repeats\"]\nmodel = false\n",
+        )
+        .unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert_eq!(config.min_chars, 500);
+        assert_eq!(config.settings(Domain::BuildLog).passes, vec![Pass::Ansi, Pass::Repeats]);
+        assert_eq!(config.settings(Domain::Diff), Domain::Diff.settings());
+        config
+            .apply_env(|k| (k == "KOMPRESS_DISABLE").then(|| "1".to_string()))
+            .unwrap();
+        assert!(config.disable);
+        let bad = config.apply_env(|k| (k == "KOMPRESS_MIN_CHARS").then(|| "x".to_string()));
+        assert!(bad.unwrap_err().to_string().contains("KOMPRESS_MIN_CHARS"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "min_char = 5\n").unwrap();
+        let err = format!("{:#}", Config::from_file(&path).unwrap_err());
+        assert!(err.contains("min_char"), "{err}");
+    }
+}

@@ -1,0 +1,457 @@
+//! Domain detection and the per-domain settings table (the seed's "domain routing").
+//!
+//! A domain says what kind of output a text is, so the pipeline knows which passes are
+//! safe and worth running. Detection uses cheap signals only: the tool's name, what the
+//! tool was asked (the shell command, the file path, the grep pattern) and the first
+//! lines of the text. Content signals that are unambiguous (a Python traceback, a rustc
+//! error, a unified diff, a test run) win over the command, because `cd x && python
+//! run.py` says nothing about its output while a traceback says everything.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::passes::Pass;
+
+/// What kind of output a text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    /// Anything a shell command printed that fits no more specific domain.
+    BashOutput,
+    /// The content of a file (Read, `cat`, `sed -n`, `head`…). Edit copies from it.
+    FileRead,
+    /// A stack trace or compiler error.
+    ErrorTrace,
+    /// `path:line: match` lines from grep, rg, git grep or the Grep tool.
+    SearchResult,
+    /// A list of paths: find, fd, ls -R, Glob, Grep's file list.
+    FileList,
+    /// A JSON document (MCP results, `--message-format=json`, API responses).
+    JsonToolResult,
+    /// A unified diff (git diff, git show, diff -u).
+    Diff,
+    /// A test runner's report (pytest, cargo test, unittest, go test, jest).
+    TestOutput,
+    /// Build, install and log output (cargo build, pip, npm, make, docker, logs).
+    BuildLog,
+    /// Natural-language text (WebFetch answers, sub-agent reports).
+    Prose,
+}
+
+impl Domain {
+    /// Every domain.
+    pub const ALL: &'static [Domain] = &[
+        Domain::BashOutput,
+        Domain::FileRead,
+        Domain::ErrorTrace,
+        Domain::SearchResult,
+        Domain::FileList,
+        Domain::JsonToolResult,
+        Domain::Diff,
+        Domain::TestOutput,
+        Domain::BuildLog,
+        Domain::Prose,
+    ];
+
+    /// The domain's name in configuration, `--domain` and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Domain::BashOutput => "bash_output",
+            Domain::FileRead => "file_read",
+            Domain::ErrorTrace => "error_trace",
+            Domain::SearchResult => "search_result",
+            Domain::FileList => "file_list",
+            Domain::JsonToolResult => "json_tool_result",
+            Domain::Diff => "diff",
+            Domain::TestOutput => "test_output",
+            Domain::BuildLog => "build_log",
+            Domain::Prose => "prose",
+        }
+    }
+
+    /// The default settings for this domain. This table is the one place that says
+    /// which passes run where.
+    pub fn settings(self) -> Settings {
+        use Pass::*;
+        let (passes, model): (&'static [Pass], bool) = match self {
+            Domain::BashOutput => (
+                &[Ansi, Progress, TrailingWhitespace, Repeats, SimilarLines, PathLists, BlankLines],
+                true,
+            ),
+            // Edit copies exact text from what Read showed: leave file contents alone.
+            Domain::FileRead => (&[], false),
+            Domain::ErrorTrace => (
+                &[Ansi, Progress, TrailingWhitespace, TestRunner, Repeats, BlankLines],
+                true,
+            ),
+            // Every match line is a distinct fact: only exact repeats fold.
+            Domain::SearchResult => (&[Ansi, TrailingWhitespace, Repeats, BlankLines], false),
+            Domain::FileList => (&[Ansi, TrailingWhitespace, PathLists, BlankLines], false),
+            Domain::JsonToolResult => (&[Json], false),
+            // Diffs must still apply: whitespace is content, hunks stay whole.
+            Domain::Diff => (&[Ansi], false),
+            Domain::TestOutput => (
+                &[Ansi, Progress, TrailingWhitespace, TestRunner, Repeats, SimilarLines, BlankLines],
+                true,
+            ),
+            Domain::BuildLog => (
+                &[Ansi, Progress, TrailingWhitespace, Repeats, SimilarLines, BlankLines],
+                true,
+            ),
+            Domain::Prose => (&[Ansi, TrailingWhitespace, Repeats, BlankLines], true),
+        };
+        Settings {
+            passes: passes.to_vec(),
+            model,
+        }
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Domain {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Domain::ALL
+            .iter()
+            .copied()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Domain::ALL.iter().map(|d| d.name()).collect();
+                format!("unknown domain `{s}`; expected one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// Per-domain settings: which passes run, and whether the model pass may drop words.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Settings {
+    /// Structural passes, run in [`Pass`] order.
+    pub passes: Vec<Pass>,
+    /// Whether the model pass (word dropping) may run on this domain.
+    pub model: bool,
+}
+
+/// What is known about a text besides its content.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// The Claude Code tool that produced it (`Bash`, `Read`, `mcp__github__get_issue`…).
+    pub tool_name: Option<&'a str>,
+    /// The shell command (Bash, `kompress run`).
+    pub command: Option<&'a str>,
+    /// The file that was read (Read).
+    pub file_path: Option<&'a str>,
+    /// Grep's output mode (`content`, `files_with_matches`, `count`).
+    pub grep_mode: Option<&'a str>,
+}
+
+/// Detect the domain of `text`.
+pub fn detect(hints: &Hints<'_>, text: &str) -> Domain {
+    match hints.tool_name {
+        Some("Read") => return Domain::FileRead,
+        Some("Glob") => return Domain::FileList,
+        Some("Grep") => {
+            return match hints.grep_mode {
+                Some("content") => Domain::SearchResult,
+                _ => Domain::FileList,
+            };
+        }
+        _ => {}
+    }
+    let head = head(text);
+    if let Some(domain) = content_signal(head) {
+        return domain;
+    }
+    if let Some(command) = hints.command {
+        if let Some(domain) = command_domain(command) {
+            return domain;
+        }
+    }
+    if looks_like_json(text) {
+        return Domain::JsonToolResult;
+    }
+    match hints.tool_name {
+        Some("WebFetch" | "Agent" | "Task" | "WebSearch") => return Domain::Prose,
+        _ => {}
+    }
+    if looks_like_search(head) {
+        return Domain::SearchResult;
+    }
+    if looks_like_log(head) {
+        return Domain::BuildLog;
+    }
+    Domain::BashOutput
+}
+
+/// The first 400 lines: enough for every content signal, bounded for huge inputs.
+fn head(text: &str) -> &str {
+    match text.match_indices('\n').nth(400) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
+        r"Traceback \(most recent call last\):",
+        r"|error\[E\d{4}\]",
+        r"|thread '.*' panicked at ",
+        r"|Exception in thread ",
+        r"|\s+at [\w$.<>]+\([\w$.]+\.(?:java|kt|scala):\d+\)",
+        r"|\w*(?:Error|Exception): .*\n\s+at ",
+        r")"
+    ))
+    .expect("valid regex")
+});
+
+static RUSTC_ERROR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^error(?:\[E\d+\])?: .*\n\s*--> \S+:\d+|^error: could not compile")
+        .expect("valid regex")
+});
+
+static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?m)^(?:",
+        r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
+        r"|running \d+ tests?$",
+        r"|test result: (?:ok|FAILED)\.",
+        r"|Ran \d+ tests? in ",
+        r"|--- (?:FAIL|PASS): ",
+        r"|(?:ok|FAIL)\s+\S+\s+[\d.]+s$",
+        r"|Tests?:\s+\d+ (?:passed|failed)",
+        r"|test_\w+ \([\w.]+\) \.\.\. ",
+        r")"
+    ))
+    .expect("valid regex")
+});
+
+static DIFF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@)")
+        .expect("valid regex")
+});
+
+/// Content that names its own domain, whatever command printed it.
+fn content_signal(head: &str) -> Option<Domain> {
+    // A test run that failed carries tracebacks; it is still a test report.
+    if TEST_RUN.is_match(head) {
+        return Some(Domain::TestOutput);
+    }
+    if ERROR_TRACE.is_match(head) || RUSTC_ERROR.is_match(head) {
+        return Some(Domain::ErrorTrace);
+    }
+    if DIFF.is_match(head) {
+        return Some(Domain::Diff);
+    }
+    None
+}
+
+/// The domain the primary command implies, if it implies one.
+fn command_domain(command: &str) -> Option<Domain> {
+    let words = primary_command(command);
+    let program = words.first()?.rsplit('/').next()?;
+    let sub = words.get(1).map(String::as_str);
+    let has = |flag: &str| words.iter().any(|w| w == flag);
+    Some(match program {
+        "grep" | "egrep" | "fgrep" | "rg" | "ag" | "ack" => {
+            if words.iter().any(|w| w == "-l" || w == "-L" || w == "--files-with-matches") {
+                Domain::FileList
+            } else {
+                Domain::SearchResult
+            }
+        }
+        "find" | "fd" | "fdfind" | "locate" | "tree" => Domain::FileList,
+        "ls" if words.iter().any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('R')) => {
+            Domain::FileList
+        }
+        "git" => match sub {
+            Some("grep") => Domain::SearchResult,
+            Some("diff" | "show") if !has("--stat") => Domain::Diff,
+            Some("ls-files") => Domain::FileList,
+            _ => return None,
+        },
+        "cat" | "nl" | "bat" if !command.contains("<<") && !command.contains('>') => {
+            file_read_or_log(&words)
+        }
+        "head" | "tail" if !has("-f") && !has("-F") => file_read_or_log(&words),
+        "sed" if has("-n") && !words.iter().any(|w| w.starts_with("-i")) => file_read_or_log(&words),
+        "awk" => Domain::FileRead,
+        "pytest" | "py.test" | "jest" | "vitest" | "mocha" | "tox" | "nox" => Domain::TestOutput,
+        "cargo" => match sub {
+            Some("test" | "nextest") => Domain::TestOutput,
+            Some("build" | "check" | "clippy" | "install" | "run" | "doc" | "update" | "fetch") => {
+                Domain::BuildLog
+            }
+            _ => return None,
+        },
+        "go" => match sub {
+            Some("test") => Domain::TestOutput,
+            Some("build" | "vet" | "get" | "install" | "mod") => Domain::BuildLog,
+            _ => return None,
+        },
+        "npm" | "pnpm" | "yarn" | "bun" => match sub {
+            Some("test") => Domain::TestOutput,
+            _ => Domain::BuildLog,
+        },
+        "python" | "python3" if words.iter().any(|w| w == "pytest" || w.ends_with("runtests.py")) => {
+            Domain::TestOutput
+        }
+        "pip" | "pip3" | "uv" | "poetry" | "make" | "cmake" | "ninja" | "gcc" | "g++" | "clang"
+        | "mvn" | "gradle" | "docker" | "kubectl" | "apt" | "apt-get" | "tsc" | "webpack" => {
+            Domain::BuildLog
+        }
+        "journalctl" | "dmesg" => Domain::BuildLog,
+        _ => return None,
+    })
+}
+
+/// A file read is a log when the file is one; logs are not edited from what was read.
+fn file_read_or_log(words: &[String]) -> Domain {
+    let is_log = words
+        .iter()
+        .skip(1)
+        .any(|w| w.ends_with(".log") || w.ends_with(".out") || w.contains("/log/"));
+    if is_log { Domain::BuildLog } else { Domain::FileRead }
+}
+
+/// The words of the first command that does the work: after leading comment lines,
+/// `cd DIR &&` prefixes, `VAR=value` assignments and wrappers such as `sudo` or `timeout`.
+fn primary_command(command: &str) -> Vec<String> {
+    let mut rest = command.trim_start();
+    // Skip leading comment lines.
+    while rest.starts_with('#') {
+        rest = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    let mut segments = rest.split("&&").flat_map(|s| s.split(';'));
+    loop {
+        let Some(segment) = segments.next() else { return Vec::new() };
+        let segment = segment.split('|').next().unwrap_or("");
+        let mut words: Vec<String> = segment.split_whitespace().map(unquote).collect();
+        while let Some(first) = words.first() {
+            let is_assignment = first.contains('=') && !first.starts_with('-') && !first.starts_with('=');
+            if is_assignment || matches!(first.as_str(), "sudo" | "time" | "env" | "nice" | "exec" | "command") {
+                words.remove(0);
+            } else if first == "timeout" {
+                words.drain(..words.len().min(2));
+            } else {
+                break;
+            }
+        }
+        match words.first().map(String::as_str) {
+            None | Some("cd" | "pushd" | "export" | "source" | "." | "set") => continue,
+            Some(_) => return words,
+        }
+    }
+}
+
+fn unquote(word: &str) -> String {
+    word.trim_matches(|c| c == '"' || c == '\'').to_string()
+}
+
+fn looks_like_json(text: &str) -> bool {
+    let trimmed = text.trim();
+    let (first, last) = (trimmed.chars().next(), trimmed.chars().last());
+    matches!((first, last), (Some('{'), Some('}')) | (Some('['), Some(']')))
+        && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
+}
+
+static SEARCH_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[^\s:]+:\d+[:-]").expect("valid regex"));
+
+/// At least 3 lines and 60% of non-empty lines look like `path:line:`.
+fn looks_like_search(head: &str) -> bool {
+    let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
+    let hits = lines.iter().filter(|l| SEARCH_LINE.is_match(l)).count();
+    hits >= 3 && hits * 10 >= lines.len() * 6
+}
+
+static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)^(?:\S*\s*)?(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)\b",
+        r"|\s*(?:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
+    ))
+    .expect("valid regex")
+});
+
+/// At least 5 lines and 30% of non-empty lines look like log or build lines.
+fn looks_like_log(head: &str) -> bool {
+    let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
+    let hits = lines.iter().filter(|l| LOG_LINE.is_match(l)).count();
+    hits >= 5 && hits * 10 >= lines.len() * 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bash(command: &str, text: &str) -> Domain {
+        detect(&Hints { tool_name: Some("Bash"), command: Some(command), ..Hints::default() }, text)
+    }
+
+    #[test]
+    fn tool_names_decide_first() {
+        let read = Hints { tool_name: Some("Read"), ..Hints::default() };
+        assert_eq!(detect(&read, "Traceback (most recent call last):\n"), Domain::FileRead);
+        let grep = Hints { tool_name: Some("Grep"), grep_mode: Some("content"), ..Hints::default() };
+        assert_eq!(detect(&grep, "a.py:1:x"), Domain::SearchResult);
+        let glob = Hints { tool_name: Some("Glob"), ..Hints::default() };
+        assert_eq!(detect(&glob, "a.py"), Domain::FileList);
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(bash("cd /testbed && grep -rn foo .", "x"), Domain::SearchResult);
+        assert_eq!(bash("cd /testbed && grep -rl foo .", "x"), Domain::FileList);
+        assert_eq!(bash("find . -name '*.py'", "x"), Domain::FileList);
+        assert_eq!(bash("sed -n '1,20p' a.py", "x"), Domain::FileRead);
+        assert_eq!(bash("sed -i 's/a/b/' a.py", "x"), Domain::BashOutput);
+        assert_eq!(bash("cat <<'EOF' > a.py\nx\nEOF", "x"), Domain::BashOutput);
+        assert_eq!(bash("# look\ncd /x && FOO=1 cat a.py", "x"), Domain::FileRead);
+        assert_eq!(bash("tail -n 50 /var/log/app.log", "x"), Domain::BuildLog);
+        assert_eq!(bash("git diff HEAD~1", "x"), Domain::Diff);
+        assert_eq!(bash("cargo build --release", "x"), Domain::BuildLog);
+        assert_eq!(bash("pip install requests", "x"), Domain::BuildLog);
+        assert_eq!(bash("ls -la", "x"), Domain::BashOutput);
+        assert_eq!(bash("ls -R src", "x"), Domain::FileList);
+    }
+
+    #[test]
+    fn content_beats_command() {
+        let trace = "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nValueError: x\n";
+        assert_eq!(bash("cd /testbed && python run.py", trace), Domain::ErrorTrace);
+        let rustc = "error[E0277]: the trait bound is not satisfied\n --> src/main.rs:4:5\n";
+        assert_eq!(bash("cargo build", rustc), Domain::ErrorTrace);
+        let tests = "running 3 tests\ntest a ... ok\n\ntest result: ok. 3 passed; 0 failed\n";
+        assert_eq!(bash("cargo test", tests), Domain::TestOutput);
+        let django = "test_foo (app.tests.T) ... ok\n";
+        assert_eq!(bash("./tests/runtests.py app", django), Domain::TestOutput);
+    }
+
+    #[test]
+    fn content_fallbacks() {
+        assert_eq!(bash("curl -s x", "{\"a\": [1, 2]}"), Domain::JsonToolResult);
+        let mcp = Hints { tool_name: Some("mcp__github__get_issue"), ..Hints::default() };
+        assert_eq!(detect(&mcp, "[{\"id\": 1}]"), Domain::JsonToolResult);
+        let web = Hints { tool_name: Some("WebFetch"), ..Hints::default() };
+        assert_eq!(detect(&web, "The page says hello."), Domain::Prose);
+        let hits = "a.py:1:x\nb.py:2:y\nc.py:3:z\n";
+        assert_eq!(bash("./search.sh", hits), Domain::SearchResult);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for domain in Domain::ALL {
+            assert_eq!(domain.name().parse::<Domain>(), Ok(*domain));
+        }
+        assert!("nope".parse::<Domain>().is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! TODO(passes helper): not yet implemented; identity for now.
+
+use std::borrow::Cow;
+
+pub fn apply(text: &str) -> Cow<'_, str> {
+    Cow::Borrowed(text)
+}
