@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::domain::{Domain, Hints};
 use crate::pipeline::{self, Request};
-use crate::{doctor, hook, init, log};
+use crate::{doctor, eval, hook, init, log};
 
 /// Shrinks tool output for coding agents, keeping the words that matter.
 #[derive(Debug, Parser)]
@@ -64,6 +64,18 @@ pub enum Command {
     },
     /// Check the binary, the model, the hook registration and Claude Code's version.
     Doctor,
+    /// Run a corpus through the real hook and report reduction, shapes and latency.
+    Eval {
+        /// A JSON Lines corpus in the dev-corpus format (`.jsonl` or `.jsonl.gz`).
+        #[arg(long, value_name = "FILE")]
+        corpus: std::path::PathBuf,
+        /// Use only the first N records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON instead of a markdown table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parse the arguments and run. The process's exit code.
@@ -83,6 +95,7 @@ pub fn main() -> ExitCode {
             report(init::main(project, uninstall, settings.as_deref()))
         }
         Some(Command::Doctor) => report(doctor::main()),
+        Some(Command::Eval { corpus, limit, json }) => report(eval::main(&corpus, limit, json)),
     }
 }
 

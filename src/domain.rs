@@ -263,7 +263,12 @@ fn command_domain(command: &str) -> Option<Domain> {
     let has = |flag: &str| words.iter().any(|w| w == flag);
     Some(match program {
         "grep" | "egrep" | "fgrep" | "rg" | "ag" | "ack" => {
-            if words.iter().any(|w| w == "-l" || w == "-L" || w == "--files-with-matches") {
+            let lists_files = |w: &String| {
+                w == "--files-with-matches"
+                    || w == "--files-without-match"
+                    || (w.starts_with('-') && !w.starts_with("--") && (w.contains('l') || w.contains('L')))
+            };
+            if words.iter().any(lists_files) {
                 Domain::FileList
             } else {
                 Domain::SearchResult

@@ -1,10 +1,1149 @@
-//! `kompress init`: register the hook in Claude Code's settings.json. (Being written.)
+//! `kompress init`: register kompress's PostToolUse hook in Claude Code's `settings.json`.
+//!
+//! Owns: choosing the settings file, merging kompress's hook entry into it or taking it out
+//! again, and writing the file safely (backup, atomic replace, permissions and owner kept,
+//! symlinks followed).
+//! Does not own: the hook protocol ([`crate::hook`]) or checking an installation
+//! ([`crate::doctor`], which reuses [`registrations`] and [`read_settings`]).
+//!
+//! The merge itself ([`install`], [`uninstall`]) works on a [`Value`] and touches nothing but
+//! kompress's own handler objects: every other key, hook and matcher group keeps its value and
+//! its place (`serde_json`'s `preserve_order` keeps key order; `arbitrary_precision` keeps numbers
+//! as written). A file that is not plain JSON (comments, trailing commas) is never rewritten.
+//!
+//! The entry, appended to `hooks.PostToolUse`:
+//!
+//! ```json
+//! {"matcher": "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*",
+//!  "hooks": [{"type": "command", "command": "/abs/path/kompress hook", "timeout": 10}]}
+//! ```
 
-use std::path::Path;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+/// The tools kompress's hook fires for. Claude Code reads a value with `.` or `*` as a regex,
+/// so `mcp__.*` covers every MCP tool; `Agent` is the subagent tool (`Task` before 2.1.63).
+pub const MATCHER: &str = "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*";
+
+/// The hook's timeout in seconds. kompress's own deadline is far shorter (about a second);
+/// this only bounds a stuck process.
+pub const TIMEOUT_SECS: u64 = 10;
+
+/// The hook event kompress registers for.
+pub const EVENT: &str = "PostToolUse";
+
+/// The top-level key holding every hook event.
+const HOOKS: &str = "hooks";
+
+/// What [`install`] or [`uninstall`] did to the settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new matcher group with kompress's handler was appended to `hooks.PostToolUse`.
+    Added,
+    /// An existing kompress handler was brought up to date in place.
+    Updated {
+        /// The handler's former command, when it pointed to another kompress binary.
+        previous: Option<String>,
+        /// Extra kompress handlers that were removed (the first one is kept).
+        duplicates: usize,
+    },
+    /// kompress's handler was already registered as wanted.
+    Unchanged,
+    /// This many kompress handlers were removed.
+    Removed(usize),
+    /// There was no kompress handler to remove.
+    NotInstalled,
+}
+
+impl Change {
+    /// Whether the settings changed, so the file has to be written.
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Change::Added | Change::Updated { .. } | Change::Removed(_)
+        )
+    }
+}
+
+/// Settings whose shape leaves no sound place for the hook entry.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// The file's top level is not an object.
+    #[error("the top level is {0}, not a JSON object")]
+    TopLevel(&'static str),
+    /// `hooks` is not an object.
+    #[error("\"hooks\" is {0}, not a JSON object")]
+    Hooks(&'static str),
+    /// `hooks.PostToolUse` is not an array.
+    #[error("\"hooks\".\"PostToolUse\" is {0}, not an array")]
+    Event(&'static str),
+}
+
+/// One kompress handler found in a settings file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The matcher of the group holding the handler (`None` when absent: every tool).
+    pub matcher: Option<String>,
+    /// The handler's command (in exec form, the program followed by its arguments).
+    pub command: String,
+}
+
+/// The shell command Claude Code runs: `<exe> hook`, the path quoted when it needs it.
+pub fn hook_command(exe: &Path) -> Result<String> {
+    let exe = exe
+        .to_str()
+        .ok_or_else(|| anyhow!("the path of kompress, {}, is not UTF-8", exe.display()))?;
+    Ok(format!("{} hook", shell_quote(exe)))
+}
+
+/// The matcher group [`install`] appends.
+pub fn hook_group(command: &str) -> Value {
+    json!({
+        "matcher": MATCHER,
+        "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_SECS}],
+    })
+}
+
+/// What to add by hand when kompress cannot edit a file itself.
+pub fn snippet(command: &str) -> String {
+    let value = json!({ HOOKS: { EVENT: [hook_group(command)] } });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// Whether `handler` (one object of a matcher group's `hooks` array) runs `kompress hook`.
+pub fn is_kompress_handler(handler: &Value) -> bool {
+    let Some(command) = handler.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    match handler.get("args").and_then(Value::as_array) {
+        // Exec form: the program, then its arguments, no shell.
+        Some(args) => {
+            is_kompress_program(command) && args.first().and_then(Value::as_str) == Some("hook")
+        }
+        None => is_kompress_command(command),
+    }
+}
+
+/// Whether a shell command line runs `kompress hook`: a word naming a file called `kompress`,
+/// directly followed by the word `hook`.
+pub fn is_kompress_command(command: &str) -> bool {
+    kompress_program(command).is_some()
+}
+
+/// The word of a shell command line that runs kompress as a hook: the program in
+/// `/path/to/kompress hook`, unquoted.
+pub fn kompress_program(command: &str) -> Option<String> {
+    shell_words(command)
+        .windows(2)
+        .find(|pair| is_kompress_program(&pair[0]) && pair[1] == "hook")
+        .map(|pair| pair[0].clone())
+}
+
+fn is_kompress_program(word: &str) -> bool {
+    let name = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    name == "kompress" || name == "kompress.exe"
+}
+
+/// kompress handlers registered for PostToolUse in `settings`, in file order.
+pub fn registrations(settings: &Value) -> Vec<Registration> {
+    let Some(groups) = settings
+        .get(HOOKS)
+        .and_then(|hooks| hooks.get(EVENT))
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for group in groups {
+        let Some(handlers) = group.get("hooks").and_then(Value::as_array) else {
+            continue;
+        };
+        for handler in handlers.iter().filter(|h| is_kompress_handler(h)) {
+            let mut command = handler["command"].as_str().unwrap_or_default().to_string();
+            for arg in handler
+                .get("args")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                command.push(' ');
+                command.push_str(&shell_quote(arg.as_str().unwrap_or_default()));
+            }
+            found.push(Registration {
+                matcher: group
+                    .get("matcher")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                command,
+            });
+        }
+    }
+    found
+}
+
+/// Register kompress's hook running `command` in `settings`.
+///
+/// Appends a matcher group when there is no kompress handler yet. An existing one is kept
+/// where it is, with its matcher, timeout and other fields; only a command pointing to another
+/// kompress binary is updated, and further kompress handlers are removed (with a matcher group
+/// left empty by that). Nothing changes when the shape is wrong.
+pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError> {
+    let kind_of_settings = kind(settings);
+    let Some(root) = settings.as_object_mut() else {
+        return Err(ShapeError::TopLevel(kind_of_settings));
+    };
+    // Check every shape before changing anything.
+    match root.get(HOOKS) {
+        None => {}
+        Some(Value::Object(hooks)) => match hooks.get(EVENT) {
+            None | Some(Value::Array(_)) => {}
+            Some(other) => return Err(ShapeError::Event(kind(other))),
+        },
+        Some(other) => return Err(ShapeError::Hooks(kind(other))),
+    }
+    let Value::Object(hooks) = root
+        .entry(HOOKS)
+        .or_insert_with(|| Value::Object(Map::new()))
+    else {
+        unreachable!("checked above");
+    };
+    let Value::Array(groups) = hooks
+        .entry(EVENT)
+        .or_insert_with(|| Value::Array(Vec::new()))
+    else {
+        unreachable!("checked above");
+    };
+
+    let mut found = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        if let Some(handlers) = group.get("hooks").and_then(Value::as_array) {
+            for (h, handler) in handlers.iter().enumerate() {
+                if is_kompress_handler(handler) {
+                    found.push((g, h));
+                }
+            }
+        }
+    }
+    let Some(&(first_group, first_handler)) = found.first() else {
+        groups.push(hook_group(command));
+        return Ok(Change::Added);
+    };
+
+    let previous = groups[first_group]
+        .get_mut("hooks")
+        .and_then(|handlers| handlers.get_mut(first_handler))
+        .and_then(|handler| set_command(handler, command));
+    // Remove the other kompress handlers, last first so the indices stay right.
+    let duplicates = found.len() - 1;
+    for &(g, h) in found[1..].iter().rev() {
+        if let Some(Value::Array(handlers)) = groups[g].get_mut("hooks") {
+            handlers.remove(h);
+            if handlers.is_empty() && g != first_group {
+                groups.remove(g);
+            }
+        }
+    }
+    if previous.is_none() && duplicates == 0 {
+        Ok(Change::Unchanged)
+    } else {
+        Ok(Change::Updated {
+            previous,
+            duplicates,
+        })
+    }
+}
+
+/// Point a kompress handler at `command`; its former command when that changed anything.
+fn set_command(handler: &mut Value, command: &str) -> Option<String> {
+    let exec_form = handler.get("args").is_some_and(Value::is_array);
+    let wanted = if exec_form {
+        shell_words(command).into_iter().next().unwrap_or_default()
+    } else {
+        command.to_string()
+    };
+    let slot = handler.get_mut("command")?;
+    if slot.as_str() == Some(wanted.as_str()) {
+        return None;
+    }
+    let old = slot.as_str().unwrap_or_default().to_string();
+    *slot = Value::String(wanted);
+    Some(old)
+}
+
+/// Remove what [`install`] adds: every kompress handler in `hooks.PostToolUse`, then a matcher
+/// group whose `hooks` array this left empty, then `PostToolUse` and `hooks` if this left them
+/// empty. Containers that were empty already stay.
+pub fn uninstall(settings: &mut Value) -> Change {
+    let Some(root) = settings.as_object_mut() else {
+        return Change::NotInstalled;
+    };
+    let Some(Value::Object(hooks)) = root.get_mut(HOOKS) else {
+        return Change::NotInstalled;
+    };
+    let Some(Value::Array(groups)) = hooks.get_mut(EVENT) else {
+        return Change::NotInstalled;
+    };
+    let mut removed = 0;
+    groups.retain_mut(|group| {
+        let Some(Value::Array(handlers)) = group.get_mut("hooks") else {
+            return true;
+        };
+        let before = handlers.len();
+        handlers.retain(|handler| !is_kompress_handler(handler));
+        let count = before - handlers.len();
+        removed += count;
+        count == 0 || !handlers.is_empty()
+    });
+    if removed == 0 {
+        return Change::NotInstalled;
+    }
+    if groups.is_empty() {
+        hooks.shift_remove(EVENT);
+        if hooks.is_empty() {
+            root.shift_remove(HOOKS);
+        }
+    }
+    Change::Removed(removed)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Split a shell command line into words, the way `sh` would for plain commands: quotes and
+/// backslashes are understood, `;`, `&` and `|` separate words; nothing is expanded.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    word.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(next) = chars.next() {
+                                if !matches!(next, '"' | '\\' | '$' | '`') {
+                                    word.push('\\');
+                                }
+                                word.push(next);
+                            }
+                        }
+                        _ => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+            }
+            c if c.is_whitespace() || matches!(c, ';' | '&' | '|') => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Quote `word` for `sh` when it holds anything beyond plain path characters.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+/// The user's settings file: `$CLAUDE_CONFIG_DIR/settings.json` when Claude Code's config
+/// directory is moved, `~/.claude/settings.json` otherwise.
+pub fn user_settings_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("settings.json"));
+    }
+    let base = directories::BaseDirs::new()?;
+    Some(base.home_dir().join(".claude").join("settings.json"))
+}
+
+/// The project's shared settings file, `./.claude/settings.json`.
+pub fn project_settings_path() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot tell the current directory")?;
+    Ok(cwd.join(".claude").join("settings.json"))
+}
+
+/// A settings file read and parsed.
+#[derive(Debug)]
+pub struct SettingsFile {
+    /// The file actually read and written (symlinks followed).
+    pub target: PathBuf,
+    /// The bytes on disk; `None` when there is no file.
+    pub original: Option<Vec<u8>>,
+    /// The parsed settings (`{}` for a missing or blank file).
+    pub value: Value,
+}
+
+/// Read and parse a settings file. `Err` when it cannot be read or is not plain JSON; the
+/// message names the file and the place of the problem.
+pub fn read_settings(path: &Path) -> Result<SettingsFile> {
+    let target = resolve_symlinks(path)?;
+    let original = match fs::read(&target) {
+        Ok(bytes) => Some(bytes),
+        Err(err) if err.kind() == ErrorKind::NotFound => None,
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", target.display())),
+    };
+    let value = match &original {
+        None => Value::Object(Map::new()),
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| anyhow!("{} is not UTF-8 text", target.display()))?;
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            if text.trim().is_empty() {
+                Value::Object(Map::new())
+            } else {
+                serde_json::from_str(text).map_err(|err| {
+                    anyhow!(
+                        "{} is not plain JSON: {}",
+                        target.display(),
+                        describe(&err, text)
+                    )
+                })?
+            }
+        }
+    };
+    Ok(SettingsFile {
+        target,
+        original,
+        value,
+    })
+}
+
+/// A `serde_json` error in words, with a hint when it is a JSONC comment.
+fn describe(err: &serde_json::Error, text: &str) -> String {
+    let message = err.to_string();
+    let line = text
+        .lines()
+        .nth(err.line().saturating_sub(1))
+        .unwrap_or_default();
+    let from_error: String = line.chars().skip(err.column().saturating_sub(1)).collect();
+    let is_comment = |s: &str| {
+        let s = s.trim_start();
+        s.starts_with("//") || s.starts_with("/*")
+    };
+    if is_comment(&from_error) || is_comment(line) {
+        format!("{message} (a comment: JSONC comments are not JSON)")
+    } else {
+        message
+    }
+}
+
+/// Follow a chain of symlinks to the file they name (which may not exist yet).
+fn resolve_symlinks(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)
+                    .with_context(|| format!("cannot read the symlink {}", current.display()))?;
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            _ if current == path => return Ok(current),
+            // Followed a link: name its target without `..` where its directory exists.
+            _ => {
+                let tidy = current.parent().and_then(|dir| fs::canonicalize(dir).ok());
+                return Ok(match (tidy, current.file_name()) {
+                    (Some(dir), Some(name)) => dir.join(name),
+                    _ => current,
+                });
+            }
+        }
+    }
+    bail!("{}: too many levels of symbolic links", path.display())
+}
 
 /// Run `kompress init`.
-pub fn main(_project: bool, _uninstall: bool, _settings: Option<&Path>) -> Result<()> {
-    anyhow::bail!("init is not implemented yet")
+pub fn main(project: bool, uninstall: bool, settings: Option<&Path>) -> Result<()> {
+    let path = match settings {
+        Some(path) => std::path::absolute(path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?,
+        None if project => project_settings_path()?,
+        None => user_settings_path()
+            .context("cannot find the home directory; pass --settings FILE or --project")?,
+    };
+    let exe = std::env::current_exe().context("cannot tell where the kompress binary is")?;
+    let command = hook_command(&exe)?;
+    let line = if uninstall {
+        remove_from(&path, &command)?
+    } else {
+        add_to(&path, &command)?
+    };
+    println!("kompress: {line}");
+    Ok(())
+}
+
+/// Register the hook in the file at `path`; one line saying what happened.
+fn add_to(path: &Path, command: &str) -> Result<String> {
+    let manual = || {
+        format!(
+            "kompress left it unchanged. Add the hook by hand, merging this into it:\n{}",
+            snippet(command)
+        )
+    };
+    let mut file = read_settings(path).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
+    let change = install(&mut file.value, command)
+        .map_err(|err| anyhow!("{}: {err}.\n{}", file.target.display(), manual()))?;
+    let shown = shown_path(path, &file.target);
+    if !change.is_change() {
+        return Ok(format!(
+            "the {EVENT} hook is already registered in {shown}; nothing to do"
+        ));
+    }
+    let backup = write_settings(&file).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
+    let backup = backup_note(backup.as_deref());
+    Ok(match change {
+        Change::Added if file.original.is_none() => {
+            format!("created {shown} with the {EVENT} hook `{command}`")
+        }
+        Change::Updated {
+            previous,
+            duplicates,
+        } => {
+            let previous = previous
+                .map(|previous| format!(": `{previous}` -> `{command}`"))
+                .unwrap_or_default();
+            let duplicates = if duplicates > 0 {
+                format!("; removed {duplicates} duplicate kompress hook(s)")
+            } else {
+                String::new()
+            };
+            format!("updated the {EVENT} hook in {shown}{previous}{duplicates}{backup}")
+        }
+        _ => format!("added the {EVENT} hook `{command}` to {shown}{backup}"),
+    })
+}
+
+/// Unregister the hook from the file at `path`; one line saying what happened.
+fn remove_from(path: &Path, command: &str) -> Result<String> {
+    let manual = || {
+        format!(
+            "kompress left it unchanged. Remove by hand the \"{HOOKS}\".\"{EVENT}\" entry whose \
+             command is `{command}` (or another `kompress hook`)."
+        )
+    };
+    let mut file = read_settings(path).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
+    let shown = shown_path(path, &file.target);
+    if file.original.is_none() {
+        return Ok(format!("{shown} does not exist; nothing to do"));
+    }
+    let change = uninstall(&mut file.value);
+    if !change.is_change() {
+        return Ok(format!("no kompress hook in {shown}; nothing to do"));
+    }
+    let backup = write_settings(&file).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
+    let count = match change {
+        Change::Removed(n) if n > 1 => format!("{n} {EVENT} hooks"),
+        _ => format!("the {EVENT} hook"),
+    };
+    Ok(format!(
+        "removed {count} from {shown}{}",
+        backup_note(backup.as_deref())
+    ))
+}
+
+fn shown_path(path: &Path, target: &Path) -> String {
+    if path == target {
+        path.display().to_string()
+    } else {
+        format!("{} (-> {})", path.display(), target.display())
+    }
+}
+
+fn backup_note(backup: Option<&Path>) -> String {
+    backup
+        .map(|b| format!(" (backup: {})", b.display()))
+        .unwrap_or_default()
+}
+
+/// Write `file.value` over `file.target`, keeping its format where it can (indent, line ends,
+/// final newline, byte-order mark), after backing up the old bytes. The backup's path.
+fn write_settings(file: &SettingsFile) -> Result<Option<PathBuf>> {
+    let target = &file.target;
+    let old_text = file.original.as_deref().map(String::from_utf8_lossy);
+    let bytes = render(&file.value, old_text.as_deref())?;
+    let Some(original) = &file.original else {
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+        write_atomic(target, &bytes, None)?;
+        return Ok(None);
+    };
+    let meta = fs::metadata(target).with_context(|| format!("cannot read {}", target.display()))?;
+    if meta.permissions().readonly() || !writable(target) {
+        bail!(
+            "{} is read-only; nothing was changed. Make it writable (chmod u+w) and run \
+             `kompress init` again",
+            target.display()
+        );
+    }
+    let backup = backup(target, original, &meta)?;
+    write_atomic(target, &bytes, Some(&meta))?;
+    Ok(Some(backup))
+}
+
+/// Serialize `value` in the style of `old` (the file it replaces, if any).
+fn render(value: &Value, old: Option<&str>) -> Result<Vec<u8>> {
+    let indent = old
+        .and_then(detect_indent)
+        .unwrap_or_else(|| "  ".to_string());
+    let mut out = Vec::new();
+    let bom = old.is_some_and(|text| text.starts_with('\u{feff}'));
+    if bom {
+        out.extend_from_slice("\u{feff}".as_bytes());
+    }
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .context("cannot serialize the settings")?;
+    // A new file, or one that ended with a newline, ends with one.
+    if old.is_none_or(|text| text.ends_with('\n') || text.trim().is_empty()) {
+        out.push(b'\n');
+    }
+    if old.is_some_and(|text| text.contains("\r\n")) {
+        let text = String::from_utf8(out).context("cannot serialize the settings")?;
+        out = text.replace('\n', "\r\n").into_bytes();
+    }
+    Ok(out)
+}
+
+/// The indent unit of a JSON text: the leading whitespace of its first indented line.
+fn detect_indent(text: &str) -> Option<String> {
+    text.lines().skip(1).find_map(|line| {
+        let content = line.trim_start_matches([' ', '\t']);
+        let lead = &line[..line.len() - content.len()];
+        let uniform = lead.chars().all(|c| c == ' ') || lead.chars().all(|c| c == '\t');
+        (!lead.is_empty() && !content.trim().is_empty() && uniform).then(|| lead.to_string())
+    })
+}
+
+#[cfg(unix)]
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c_path.as_ptr(), libc::W_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn writable(_path: &Path) -> bool {
+    true
+}
+
+/// Copy `original` (the bytes of `target`) to `<target>.kompress.bak`. A backup already there
+/// with other bytes is first renamed `<target>.kompress.bak.<UTC time>`, so no backup is lost
+/// and the plain `.kompress.bak` is always the file as it was before kompress's last change.
+fn backup(target: &Path, original: &[u8], meta: &fs::Metadata) -> Result<PathBuf> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = target.with_file_name(format!("{name}.kompress.bak"));
+    match fs::read(&path) {
+        Ok(existing) if existing == original => return Ok(path),
+        Ok(_) => {
+            let stamp = utc_stamp(SystemTime::now());
+            let mut rotated = target.with_file_name(format!("{name}.kompress.bak.{stamp}"));
+            let mut n = 1;
+            while fs::symlink_metadata(&rotated).is_ok() {
+                n += 1;
+                rotated = target.with_file_name(format!("{name}.kompress.bak.{stamp}-{n}"));
+            }
+            fs::rename(&path, &rotated)
+                .with_context(|| format!("cannot move the old backup {} aside", path.display()))?;
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("cannot read the old backup {}", path.display()));
+        }
+    }
+    write_atomic(&path, original, Some(meta))
+        .with_context(|| format!("cannot write the backup {}", path.display()))?;
+    Ok(path)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for `time`, in UTC.
+fn utc_stamp(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days.cast_signed() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Replace `target` with `bytes` atomically: a temporary file in the same directory, flushed
+/// to disk, given `like`'s permissions and owner, then renamed over `target`.
+fn write_atomic(target: &Path, bytes: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.kompress-tmp.{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut file = create_new(&tmp, like.is_some())
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        file.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        if let Some(meta) = like {
+            keep_owner(&file, meta);
+            file.set_permissions(meta.permissions())
+                .with_context(|| format!("cannot set the permissions of {}", tmp.display()))?;
+        }
+        file.sync_all()
+            .with_context(|| format!("cannot flush {}", tmp.display()))?;
+        fs::rename(&tmp, target).with_context(|| format!("cannot replace {}", target.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    } else if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    result
+}
+
+/// Create `path` for writing; private (0600) until its final permissions are set when
+/// `private`, otherwise with the usual permissions of a new file.
+fn create_new(path: &Path, private: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if private { 0o600 } else { 0o666 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    match options.open(path) {
+        // A temporary file left by a crashed run with the same process id.
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            options.open(path)
+        }
+        other => other,
+    }
+}
+
+/// Give `file` the owner of the file it replaces (matters under sudo); failures are ignored.
+fn keep_owner(file: &File, meta: &fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()));
+    }
+    #[cfg(not(unix))]
+    let _ = (file, meta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CMD: &str = "/opt/kompress/bin/kompress hook";
+
+    fn ours(settings: &Value) -> usize {
+        registrations(settings).len()
+    }
+
+    #[test]
+    fn install_into_empty_settings() {
+        let mut settings = json!({});
+        assert_eq!(install(&mut settings, CMD), Ok(Change::Added));
+        assert_eq!(
+            settings,
+            json!({"hooks": {"PostToolUse": [hook_group(CMD)]}})
+        );
+        assert_eq!(
+            serde_json::to_string(&settings).unwrap(),
+            format!(
+                r#"{{"hooks":{{"PostToolUse":[{{"matcher":"{MATCHER}","hooks":[{{"type":"command","command":"{CMD}","timeout":10}}]}}]}}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn install_twice_changes_nothing() {
+        let mut settings = json!({"model": "opus", "hooks": {"PreToolUse": []}});
+        assert_eq!(install(&mut settings, CMD), Ok(Change::Added));
+        let once = settings.clone();
+        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+        assert_eq!(
+            serde_json::to_string(&settings).unwrap(),
+            serde_json::to_string(&once).unwrap()
+        );
+    }
+
+    #[test]
+    fn install_keeps_other_groups_and_order() {
+        let mut settings = json!({
+            "env": {"A": "1"},
+            "hooks": {
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}],
+                "PostToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]}],
+                "Stop": []
+            },
+            "z": 1
+        });
+        install(&mut settings, CMD).unwrap();
+        let text = serde_json::to_string(&settings).unwrap();
+        assert!(
+            text.starts_with(r#"{"env":{"A":"1"},"hooks":{"PreToolUse":[{"matcher":"Bash""#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#""Stop":[]},"z":1}"#), "{text}");
+        let groups = settings["hooks"]["PostToolUse"].as_array().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0]["hooks"][0]["command"], "lint.sh");
+        assert_eq!(groups[1], hook_group(CMD));
+    }
+
+    #[test]
+    fn install_updates_an_old_path_in_place() {
+        let mut settings = json!({"hooks": {"PostToolUse": [
+            {"matcher": "Bash", "hooks": [
+                {"type": "command", "command": "a.sh"},
+                {"type": "command", "command": "/old/kompress hook", "timeout": 30},
+                {"type": "command", "command": "b.sh"}
+            ]},
+            {"matcher": "Read", "hooks": [{"type": "command", "command": "c.sh"}]}
+        ]}});
+        let change = install(&mut settings, CMD).unwrap();
+        assert_eq!(
+            change,
+            Change::Updated {
+                previous: Some("/old/kompress hook".into()),
+                duplicates: 0
+            }
+        );
+        let group = &settings["hooks"]["PostToolUse"][0];
+        assert_eq!(group["matcher"], "Bash", "the user's matcher stays");
+        assert_eq!(
+            group["hooks"][1],
+            json!({"type": "command", "command": CMD, "timeout": 30})
+        );
+        assert_eq!(group["hooks"][0]["command"], "a.sh");
+        assert_eq!(group["hooks"][2]["command"], "b.sh");
+        assert_eq!(
+            settings["hooks"]["PostToolUse"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+    }
+
+    #[test]
+    fn install_removes_duplicates() {
+        let mut settings = json!({"hooks": {"PostToolUse": [
+            hook_group(CMD),
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "kompress hook"}]},
+            {"matcher": "Read", "hooks": [{"type": "command", "command": "x"}, {"type": "command", "command": "kompress hook"}]}
+        ]}});
+        let change = install(&mut settings, CMD).unwrap();
+        assert_eq!(
+            change,
+            Change::Updated {
+                previous: None,
+                duplicates: 2
+            }
+        );
+        assert_eq!(ours(&settings), 1);
+        let groups = settings["hooks"]["PostToolUse"].as_array().unwrap();
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(
+            groups[1],
+            json!({"matcher": "Read", "hooks": [{"type": "command", "command": "x"}]})
+        );
+    }
+
+    #[test]
+    fn install_updates_exec_form() {
+        let mut settings = json!({"hooks": {"PostToolUse": [
+            {"hooks": [{"type": "command", "command": "/old/kompress", "args": ["hook"]}]}
+        ]}});
+        let change = install(&mut settings, CMD).unwrap();
+        assert_eq!(
+            change,
+            Change::Updated {
+                previous: Some("/old/kompress".into()),
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            settings["hooks"]["PostToolUse"][0]["hooks"][0]["command"],
+            "/opt/kompress/bin/kompress"
+        );
+        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+    }
+
+    #[test]
+    fn install_refuses_wrong_shapes_without_changing_anything() {
+        for (mut settings, error) in [
+            (json!([]), ShapeError::TopLevel("an array")),
+            (json!(null), ShapeError::TopLevel("null")),
+            (json!({"hooks": "x"}), ShapeError::Hooks("a string")),
+            (json!({"hooks": []}), ShapeError::Hooks("an array")),
+            (json!({"hooks": null}), ShapeError::Hooks("null")),
+            (
+                json!({"hooks": {"PostToolUse": {}}}),
+                ShapeError::Event("an object"),
+            ),
+        ] {
+            let before = settings.clone();
+            assert_eq!(install(&mut settings, CMD), Err(error));
+            assert_eq!(settings, before);
+        }
+    }
+
+    #[test]
+    fn uninstall_removes_exactly_what_install_added() {
+        let original = json!({
+            "permissions": {"allow": ["Bash(ls:*)"]},
+            "hooks": {"PostToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]},
+                {"matcher": "Write", "hooks": []}
+            ]},
+            "model": "sonnet"
+        });
+        let mut settings = original.clone();
+        install(&mut settings, CMD).unwrap();
+        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(
+            serde_json::to_string(&settings).unwrap(),
+            serde_json::to_string(&original).unwrap()
+        );
+        assert_eq!(uninstall(&mut settings), Change::NotInstalled);
+    }
+
+    #[test]
+    fn uninstall_removes_containers_it_emptied() {
+        let mut settings = json!({"a": 1});
+        install(&mut settings, CMD).unwrap();
+        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(settings, json!({"a": 1}));
+
+        let mut settings = json!({"hooks": {"Stop": [], "PostToolUse": []}, "b": 2});
+        install(&mut settings, CMD).unwrap();
+        uninstall(&mut settings);
+        assert_eq!(
+            serde_json::to_string(&settings).unwrap(),
+            r#"{"hooks":{"Stop":[]},"b":2}"#
+        );
+    }
+
+    #[test]
+    fn uninstall_keeps_a_shared_group() {
+        let mut settings = json!({"hooks": {"PostToolUse": [
+            {"matcher": "Bash", "hooks": [
+                {"type": "command", "command": "'/my dir/kompress' hook"},
+                {"type": "command", "command": "other.sh"}
+            ]}
+        ]}});
+        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(
+            settings,
+            json!({"hooks": {"PostToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "other.sh"}]}
+            ]}})
+        );
+    }
+
+    #[test]
+    fn uninstall_of_other_shapes_is_a_no_op() {
+        for mut settings in [
+            json!([]),
+            json!({"hooks": 3}),
+            json!({"hooks": {"PostToolUse": {}}}),
+        ] {
+            let before = settings.clone();
+            assert_eq!(uninstall(&mut settings), Change::NotInstalled);
+            assert_eq!(settings, before);
+        }
+    }
+
+    #[test]
+    fn recognizes_kompress_commands() {
+        for yes in [
+            "kompress hook",
+            "/home/u/.local/bin/kompress hook",
+            "'/home/u/my tools/kompress' hook",
+            "\"/home/u/my tools/kompress\" hook",
+            "/home/u/my\\ tools/kompress hook",
+            "KOMPRESS_DEBUG=1 kompress hook",
+            "'C:\\bin\\kompress.exe' hook",
+            "kompress hook post",
+            "  kompress   hook  ",
+        ] {
+            assert!(is_kompress_command(yes), "{yes}");
+        }
+        for no in [
+            "rtk hook claude",
+            "kompress",
+            "kompress run -- cargo test",
+            "kompress-wrapper hook",
+            "/usr/bin/notkompress hook",
+            "echo hook kompress",
+            "",
+        ] {
+            assert!(!is_kompress_command(no), "{no}");
+        }
+        assert!(is_kompress_handler(
+            &json!({"command": "/x/kompress", "args": ["hook"]})
+        ));
+        assert!(!is_kompress_handler(
+            &json!({"command": "/x/kompress", "args": ["run"]})
+        ));
+        assert!(!is_kompress_handler(
+            &json!({"type": "http", "url": "http://kompress/hook"})
+        ));
+        assert!(!is_kompress_handler(&json!("kompress hook")));
+    }
+
+    #[test]
+    fn hook_command_quotes_when_needed() {
+        assert_eq!(
+            hook_command(Path::new("/usr/bin/kompress")).unwrap(),
+            "/usr/bin/kompress hook"
+        );
+        let spaced = hook_command(Path::new("/home/a b/it's/kompress")).unwrap();
+        assert_eq!(spaced, r"'/home/a b/it'\''s/kompress' hook");
+        assert_eq!(shell_words(&spaced), ["/home/a b/it's/kompress", "hook"]);
+        assert!(is_kompress_command(&spaced));
+    }
+
+    #[test]
+    fn registrations_lists_commands_and_matchers() {
+        let settings = json!({"hooks": {"PostToolUse": [
+            {"matcher": "Bash", "hooks": [{"command": "x"}, {"command": "kompress hook"}]},
+            {"hooks": [{"command": "/k/kompress", "args": ["hook"]}]}
+        ]}});
+        assert_eq!(
+            registrations(&settings),
+            [
+                Registration {
+                    matcher: Some("Bash".into()),
+                    command: "kompress hook".into()
+                },
+                Registration {
+                    matcher: None,
+                    command: "/k/kompress hook".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn render_keeps_the_file_style() {
+        let value = json!({"a": [1], "b": {}});
+        let four = "{\n    \"a\": 1\n}";
+        assert_eq!(
+            render(&value, Some(four)).unwrap(),
+            b"{\n    \"a\": [\n        1\n    ],\n    \"b\": {}\n}"
+        );
+        let tabs = "{\n\t\"a\": 1\n}\r\n";
+        assert_eq!(
+            String::from_utf8(render(&value, Some(tabs)).unwrap()).unwrap(),
+            "{\r\n\t\"a\": [\r\n\t\t1\r\n\t],\r\n\t\"b\": {}\r\n}\r\n"
+        );
+        assert_eq!(
+            render(&value, None).unwrap(),
+            b"{\n  \"a\": [\n    1\n  ],\n  \"b\": {}\n}\n"
+        );
+        assert_eq!(
+            render(&json!({}), Some("\u{feff}{}\n")).unwrap(),
+            "\u{feff}{}\n".as_bytes()
+        );
+    }
+
+    #[test]
+    fn describes_parse_errors() {
+        let text = "{\n  // mine\n  \"a\": 1\n}";
+        let err = serde_json::from_str::<Value>(text).unwrap_err();
+        let message = describe(&err, text);
+        assert!(
+            message.contains("line 2") && message.contains("comment"),
+            "{message}"
+        );
+        let text = "{\n  \"a\": 1,\n}";
+        let err = serde_json::from_str::<Value>(text).unwrap_err();
+        let message = describe(&err, text);
+        assert!(
+            message.contains("line 3") && message.contains("trailing comma"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn utc_stamps() {
+        let at = |secs| utc_stamp(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "19700101T000000Z");
+        assert_eq!(at(951_782_400), "20000229T000000Z");
+        assert_eq!(at(1_764_110_000), "20251125T223320Z");
+    }
 }

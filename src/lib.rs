@@ -12,8 +12,9 @@
 
 pub mod cli;
 pub mod config;
-pub mod domain;
 pub mod doctor;
+pub mod domain;
+pub mod eval;
 pub mod hook;
 pub mod init;
 pub mod log;

@@ -224,7 +224,24 @@ static SIGNAL_LINE: LazyLock<Regex> = LazyLock::new(|| {
 /// The middle of a huge log is where an agent is least likely to look and most likely to
 /// lose an error, so error, failure and warning lines get a share of the budget.
 pub fn elide_middle(text: &str, max: usize, full_output: Option<&str>) -> String {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    // A line longer than a quarter of the budget (minified JSON, a base64 blob) would
+    // crowd out everything else: keep its start only.
+    let longest = max / 4;
+    let shortened: Vec<Cow<'_, str>> = text
+        .split_inclusive('\n')
+        .map(|line| {
+            if line.len() <= longest {
+                return Cow::Borrowed(line);
+            }
+            let mut cut = longest / 2;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let rest = line.len() - cut;
+            Cow::Owned(format!("{}\n{}\n", &line[..cut], passes::marker(&format!("{rest} bytes of this line cut"))))
+        })
+        .collect();
+    let lines: Vec<&str> = shortened.iter().map(|l| l.as_ref()).collect();
     // Room for up to a few markers.
     let budget = max.saturating_sub(600);
     let head_budget = budget * 2 / 5;
@@ -382,6 +399,7 @@ mod tests {
         let text = "é".repeat(100_000);
         let out = elide_middle(&text, 5_000, None);
         assert!(out.len() <= 5_000);
-        assert!(out.contains("bytes cut]"));
+        assert!(out.starts_with("éé"));
+        assert!(out.contains("bytes of this line cut]"), "{out}");
     }
 }

@@ -62,7 +62,7 @@ static RULES: LazyLock<Vec<(Kind, Regex)>> = LazyLock::new(|| {
     let rule = |kind, pattern: &str| (kind, Regex::new(pattern).expect("valid protect rule"));
     vec![
         rule(Kind::Numeric, r"[0-9]"),
-        rule(Kind::Path, r"(^|[\w.~-])[/\\][\w.~-]|^/[\w.~-]|^~[/\\]|^[a-zA-Z][\w+.-]*://|\w@\w"),
+        rule(Kind::Path, r"(^|[\w.~-])[/\\][\w.~-]|^/[\w.~-]|^~[/\\]|^[A-Za-z]:[/\\]|^[a-zA-Z][\w+.-]*://|\w@\w"),
         rule(Kind::Flag, r"^--?[A-Za-z][\w-]*(=.*)?$"),
         rule(Kind::Identifier, r"[A-Z][A-Z_]|[A-Z][a-z]+[A-Z]|[a-z][A-Z]"),
         rule(Kind::Compound, r"\w_\w|_\w|\w_|[A-Za-z_]\w*\.[A-Za-z_]\w*|\w=|::"),
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn plain_words_are_not_protected() {
         for word in [
-            "the", "running", "long-running", "Error", "Compiling", "Downloading", "with", "a",
+            "the", "running", "long-running", "Compiling", "Downloading", "with", "a",
             "--", "-", "...", "e", "this", "(", "file",
         ] {
             assert!(!is_protected(word), "{word} must not be protected");

@@ -1,0 +1,286 @@
+//! The real binary against good and bad input: hook, pipe and wrapper modes.
+//!
+//! Hook mode must fail open: whatever arrives, it exits 0, writes nothing to stderr,
+//! and prints either nothing or a replacement in the tool's own shape.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kompress::eval::check_shape;
+use serde_json::{Value, json};
+
+struct Env {
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { home: tempfile::tempdir().unwrap() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kompress"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("KOMPRESS_HOME", self.home.path().join("kompress"));
+        command
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
+        self.run_with(self.command(args), stdin)
+    }
+
+    fn run_with(&self, mut command: Command, stdin: &[u8]) -> Output {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            // The hook may stop reading early on bad input; a broken pipe is fine.
+            let _ = pipe.write_all(&input);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        output
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("kompress/state/kompress.log")).unwrap_or_default()
+    }
+}
+
+/// A Bash output worth compressing: a build log with a repeated warning.
+fn noisy_log() -> String {
+    let mut text = String::from("   Compiling kompress v0.1.0 (/work/kompress)\n");
+    for i in 0..120 {
+        text.push_str(&format!("warning: unused variable: `x`\n  --> src/lib.rs:{i}:9\n   |\n"));
+        text.push_str("   = note: `#[warn(unused_variables)]` on by default\n\n");
+    }
+    text.push_str("error[E0277]: the trait bound `Foo: Bar` is not satisfied\n  --> src/main.rs:4:5\n");
+    text.push_str("    Finished `dev` profile [unoptimized + debuginfo] target(s) in 3.28s\n");
+    text
+}
+
+fn payload(tool: &str, input: Value, response: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "session_id": "s1",
+        "hook_event_name": "PostToolUse",
+        "tool_name": tool,
+        "tool_input": input,
+        "tool_response": response,
+        "tool_use_id": "toolu_1",
+        "cwd": "/tmp",
+    }))
+    .unwrap()
+}
+
+/// Exit 0, silent stderr, and nothing on stdout: Claude Code keeps the original.
+fn assert_passthrough(output: &Output) {
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// Exit 0, silent stderr, and a replacement of `response`'s shape. Returns it.
+fn assert_replaced(tool: &str, response: &Value, output: &Output) -> Value {
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let reply: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    assert_eq!(reply["hookSpecificOutput"]["hookEventName"], "PostToolUse");
+    let updated = reply["hookSpecificOutput"]["updatedToolOutput"].clone();
+    check_shape(tool, response, &updated).unwrap();
+    updated
+}
+
+#[test]
+fn bad_payloads_pass_through() {
+    let env = Env::new();
+    let log = noisy_log();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty stdin", Vec::new()),
+        ("invalid JSON", b"{not json".to_vec()),
+        ("truncated JSON", payload("Bash", json!({}), json!({"stdout": log}))[..200].to_vec()),
+        ("invalid UTF-8", vec![0xff, 0xfe, b'{', 0x80, b'}']),
+        ("a JSON array", b"[1, 2, 3]".to_vec()),
+        ("a JSON string", b"\"hello\"".to_vec()),
+        ("NUL bytes", b"\0\0\0{\"tool_name\":\"Bash\"}".to_vec()),
+        ("unknown tool", payload("Write", json!({}), json!({"stdout": log}))),
+        ("no tool_name", serde_json::to_vec(&json!({"tool_response": {"stdout": log}})).unwrap()),
+        ("no tool_response", serde_json::to_vec(&json!({"tool_name": "Bash"})).unwrap()),
+        ("stdout is a number", payload("Bash", json!({}), json!({"stdout": 42}))),
+        ("tool_response is null", payload("Bash", json!({}), Value::Null)),
+        ("tool_input is a string", payload("Bash", json!("ls"), json!({"stdout": "x"}))),
+        ("NUL in stdout", payload("Bash", json!({}), json!({"stdout": format!("{log}\0{log}")}))),
+        ("short output", payload("Bash", json!({"command": "ls"}), json!({"stdout": "a\nb\nc\n"}))),
+        ("image", payload("Bash", json!({}), json!({"stdout": log, "isImage": true}))),
+        ("Read of an image", payload("Read", json!({}), json!({"type": "image", "file": {"base64": log}}))),
+        ("Grep count mode", payload("Grep", json!({}), json!({"mode": "count", "content": log}))),
+        ("PreToolUse event", serde_json::to_vec(&json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"}})).unwrap()),
+        ("missing persisted file", payload("Bash", json!({}), json!({"stdout": log, "persistedOutputPath": "/nonexistent/kompress/out.txt", "persistedOutputSize": 99999}))),
+        ("deeply nested", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
+    ];
+    for (name, input) in cases {
+        let output = env.run(&["hook"], &input);
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        assert!(output.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(output.stdout.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stdout));
+    }
+    // Errors went to the log, not to the user.
+    let log = env.log();
+    assert!(log.contains("payload is not JSON"), "{log}");
+    assert!(log.contains("cannot open /nonexistent/kompress/out.txt"), "{log}");
+}
+
+#[test]
+fn huge_payload_stays_within_the_deadline() {
+    let env = Env::new();
+    // 50 MB of distinct lines: nothing folds, so every pass has to look at all of it.
+    let mut text = String::with_capacity(52 << 20);
+    let mut i = 0u64;
+    while text.len() < 50 << 20 {
+        text.push_str(&format!("line {i} {:x}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        i += 1;
+    }
+    let input = payload("Bash", json!({"command": "cat big"}), json!({"stdout": text, "stderr": "", "interrupted": false}));
+    let start = Instant::now();
+    let output = env.run(&["hook"], &input);
+    let elapsed = start.elapsed();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty());
+    if !output.stdout.is_empty() {
+        let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let stdout = reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"].as_str().unwrap();
+        assert!(stdout.len() <= 30_000);
+    }
+    // Reading and parsing 50 MB takes time of its own; the deadline bounds the rest.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+}
+
+#[test]
+fn every_tool_gets_its_own_shape() {
+    let env = Env::new();
+    let log = noisy_log();
+    let listing: Vec<String> = (0..300).map(|i| format!("/repo/src/module_{}/file_{i}.rs", i % 3)).collect();
+    let grep: String = (0..200).map(|i| format!("src/lib.rs:{i}:    let x = compute();\n")).collect::<String>().repeat(2);
+    let cases: Vec<(&str, Value, Value)> = vec![
+        ("Bash", json!({"command": "cargo build"}), json!({"stdout": log, "stderr": "", "interrupted": false, "isImage": false, "noOutputExpected": false})),
+        ("Grep", json!({"pattern": "compute", "output_mode": "content"}), json!({"mode": "content", "numFiles": 1, "filenames": [], "content": grep, "numLines": 400})),
+        ("Grep", json!({"pattern": "x"}), json!({"mode": "files_with_matches", "numFiles": 300, "filenames": listing})),
+        ("Glob", json!({"pattern": "**/*.rs"}), json!({"durationMs": 12, "numFiles": 300, "filenames": listing, "truncated": false})),
+        ("WebFetch", json!({"url": "https://example.com", "prompt": "x"}), json!({"bytes": 10, "code": 200, "codeText": "OK", "result": log, "durationMs": 5, "url": "https://example.com"})),
+        ("Agent", json!({"prompt": "x"}), json!({"status": "completed", "agentId": "a1", "content": [{"type": "text", "text": log}], "totalToolUseCount": 3, "totalDurationMs": 10, "totalTokens": 100, "usage": {}, "prompt": "x"})),
+        ("mcp__github__list_issues", json!({}), json!([{"type": "text", "text": serde_json::to_string_pretty(&json!({"items": (0..50).map(|i| json!({"number": i, "title": format!("issue {i}"), "state": "open"})).collect::<Vec<_>>()})).unwrap()}])),
+    ];
+    for (tool, input, response) in cases {
+        let output = env.run(&["hook"], &payload(tool, input, response.clone()));
+        let updated = assert_replaced(tool, &response, &output);
+        let before = kompress::eval::visible_text(tool, &response);
+        let after = kompress::eval::visible_text(tool, &updated);
+        assert!(after.len() < before.len(), "{tool}: {} → {}", before.len(), after.len());
+    }
+}
+
+#[test]
+fn mcp_json_stays_valid_and_equal() {
+    let env = Env::new();
+    let doc = json!({"items": (0..40).map(|i| json!({"id": i, "ratio": 1.50, "big": 12345678901234567890u64, "name": format!("n\u{e9}{i}")})).collect::<Vec<_>>()});
+    let text = serde_json::to_string_pretty(&doc).unwrap();
+    let response = json!([{"type": "text", "text": text}]);
+    let output = env.run(&["hook"], &payload("mcp__x__y", json!({}), response.clone()));
+    let updated = assert_replaced("mcp__x__y", &response, &output);
+    let after: Value = serde_json::from_str(updated[0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(after, serde_json::from_str::<Value>(&text).unwrap());
+}
+
+#[test]
+fn persisted_bash_output_is_read_and_its_keys_dropped() {
+    let env = Env::new();
+    let full = noisy_log().repeat(40);
+    let path = env.home.path().join("persisted.txt");
+    std::fs::write(&path, &full).unwrap();
+    let response = json!({"stdout": &full[..30_000], "stderr": "", "interrupted": false, "isImage": false,
+                          "persistedOutputPath": path, "persistedOutputSize": full.len()});
+    let output = env.run(&["hook"], &payload("Bash", json!({"command": "cargo build"}), response.clone()));
+    let updated = assert_replaced("Bash", &response, &output);
+    assert!(updated.get("persistedOutputPath").is_none());
+    let stdout = updated["stdout"].as_str().unwrap();
+    assert!(stdout.len() <= 30_000, "{}", stdout.len());
+    // The tail of the full output, past the 30,000 characters Claude Code inlined, is there.
+    assert!(stdout.contains("Finished `dev` profile"), "{stdout}");
+}
+
+#[test]
+fn disable_means_passthrough() {
+    let env = Env::new();
+    let mut command = env.command(&["hook"]);
+    command.env("KOMPRESS_DISABLE", "1");
+    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    assert_passthrough(&env.run_with(command, &input));
+}
+
+#[test]
+fn bad_config_is_logged_not_shown() {
+    let env = Env::new();
+    let config = env.home.path().join("kompress/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.toml"), "min_chars = \"many\"\n").unwrap();
+    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    assert_passthrough(&env.run(&["hook"], &input));
+    assert!(env.log().contains("invalid config file"), "{}", env.log());
+}
+
+#[test]
+fn pipe_compresses_and_passes_bytes_through() {
+    let env = Env::new();
+    let log = noisy_log();
+    let output = env.run(&[], log.as_bytes());
+    assert!(output.status.success());
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(out.len() < log.len());
+    assert!(out.contains("error[E0277]: the trait bound `Foo: Bar` is not satisfied"));
+    assert!(out.contains("3.28s"));
+
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let output = env.run(&[], &bytes);
+    assert!(output.status.success());
+    assert_eq!(output.stdout, bytes);
+
+    let short = b"hello\n";
+    assert_eq!(env.run(&[], short).stdout, short);
+
+    let forced = env.run(&["--domain", "file_read"], log.as_bytes());
+    assert_eq!(forced.stdout, log.as_bytes());
+
+    let unknown = env.run(&["--domain", "nope"], b"");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of"));
+}
+
+#[test]
+fn run_keeps_the_exit_code_and_merges_output() {
+    let env = Env::new();
+    let output = env.run(&["run", "--", "sh", "-c", "echo out; echo err >&2; exit 3"], b"");
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "out\nerr\n");
+
+    let script = format!("cat <<'EOF'\n{}EOF\nexit 1", noisy_log());
+    let output = env.run(&["run", "--", "sh", "-c", &script], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.len() < noisy_log().len());
+
+    let missing = env.run(&["run", "--", "/nonexistent/kompress-test-cmd"], b"");
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot run"));
+
+    let killed = env.run(&["run", "--", "sh", "-c", "kill -9 $$"], b"");
+    assert_eq!(killed.status.code(), Some(137));
+}
+
