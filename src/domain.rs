@@ -90,7 +90,7 @@ impl Domain {
             ),
             // Every match line is a distinct fact: only exact repeats fold.
             Domain::SearchResult => (&[Ansi, TrailingWhitespace, Repeats, BlankLines], false),
-            Domain::FileList => (&[Ansi, TrailingWhitespace, PathLists, BlankLines], false),
+            Domain::FileList => (&[Ansi, TrailingWhitespace, Repeats, PathLists, BlankLines], false),
             Domain::JsonToolResult => (&[Json], false),
             // Diffs must still apply: whitespace is content, hunks stay whole.
             Domain::Diff => (&[Ansi], false),

@@ -57,12 +57,15 @@ impl Env {
     }
 }
 
-/// A Bash output worth compressing: a build log with a repeated warning.
+/// A Bash output worth compressing: a build log with a long run of similar lines and a
+/// repeated warning.
 fn noisy_log() -> String {
-    let mut text = String::from("   Compiling kompress v0.1.0 (/work/kompress)\n");
+    let mut text = String::from("    Updating crates.io index\n");
     for i in 0..120 {
-        text.push_str(&format!("warning: unused variable: `x`\n  --> src/lib.rs:{i}:9\n   |\n"));
-        text.push_str("   = note: `#[warn(unused_variables)]` on by default\n\n");
+        text.push_str(&format!("   Compiling dependency_{i} v0.{i}.3\n"));
+    }
+    for _ in 0..40 {
+        text.push_str("warning: unused manifest key: package.metadata.release\n");
     }
     text.push_str("error[E0277]: the trait bound `Foo: Bar` is not satisfied\n  --> src/main.rs:4:5\n");
     text.push_str("    Finished `dev` profile [unoptimized + debuginfo] target(s) in 3.28s\n");
@@ -169,7 +172,8 @@ fn every_tool_gets_its_own_shape() {
     let env = Env::new();
     let log = noisy_log();
     let listing: Vec<String> = (0..300).map(|i| format!("/repo/src/module_{}/file_{i}.rs", i % 3)).collect();
-    let grep: String = (0..200).map(|i| format!("src/lib.rs:{i}:    let x = compute();\n")).collect::<String>().repeat(2);
+    // Without -n, identical matching lines of one file print identically.
+    let grep: String = (0..20).map(|i| format!("src/m{i}.rs:    let x = compute();\n").repeat(20)).collect();
     let cases: Vec<(&str, Value, Value)> = vec![
         ("Bash", json!({"command": "cargo build"}), json!({"stdout": log, "stderr": "", "interrupted": false, "isImage": false, "noOutputExpected": false})),
         ("Grep", json!({"pattern": "compute", "output_mode": "content"}), json!({"mode": "content", "numFiles": 1, "filenames": [], "content": grep, "numLines": 400})),

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod ansi;
 pub mod blank;
+#[cfg(test)]
+mod invariants;
 pub mod json;
+mod lines;
 pub mod lists;
 pub mod progress;
 pub mod repeats;
