@@ -75,6 +75,9 @@ pub enum Command {
         /// Print JSON instead of a markdown table.
         #[arg(long)]
         json: bool,
+        /// Also write five before/after pairs per detected domain, as markdown, to FILE.
+        #[arg(long, value_name = "FILE")]
+        examples: Option<std::path::PathBuf>,
     },
 }
 
@@ -95,7 +98,9 @@ pub fn main() -> ExitCode {
             report(init::main(project, uninstall, settings.as_deref()))
         }
         Some(Command::Doctor) => report(doctor::main()),
-        Some(Command::Eval { corpus, limit, json }) => report(eval::main(&corpus, limit, json)),
+        Some(Command::Eval { corpus, limit, json, examples }) => {
+            report(eval::main(&corpus, limit, json, examples.as_deref()))
+        }
     }
 }
 

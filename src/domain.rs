@@ -370,7 +370,8 @@ fn looks_like_json(text: &str) -> bool {
 }
 
 static SEARCH_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[^\s:]+:\d+[:-]").expect("valid regex"));
+    // The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
+    LazyLock::new(|| Regex::new(r"^[^\s:\[]*[./][^\s:]*:\d+[:-]").expect("valid regex"));
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
@@ -450,6 +451,8 @@ mod tests {
         assert_eq!(detect(&web, "The page says hello."), Domain::Prose);
         let hits = "a.py:1:x\nb.py:2:y\nc.py:3:z\n";
         assert_eq!(bash("./search.sh", hits), Domain::SearchResult);
+        let log: String = (0..10).map(|i| format!("[2026-11-25T10:00:00Z] INFO job {i} done\n")).collect();
+        assert_eq!(bash("./run.sh", &log), Domain::BuildLog);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::domain::{self, Domain, Hints};
 use crate::tokens;
 
 /// One corpus record.
@@ -211,6 +212,11 @@ pub struct Outcome {
     pub crash: Option<String>,
     /// Wall time from spawn to exit, in milliseconds.
     pub latency_ms: f64,
+    /// The domain kompress detects for the record (it may differ from the corpus label).
+    pub detected: String,
+    /// The text the model gets after the hook, when it was replaced.
+    #[serde(skip)]
+    pub after: Option<String>,
 }
 
 /// Run every record through `binary hook` and collect the outcomes.
@@ -251,6 +257,8 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         shape_error: None,
         crash: None,
         latency_ms,
+        detected: detected_domain(record, &before).to_string(),
+        after: None,
     };
     outcome.tokens_out = outcome.tokens_in;
     if !output.status.success() || !output.stderr.is_empty() {
@@ -283,7 +291,68 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
     let after = visible_text(&record.tool_name, updated);
     outcome.chars_out = after.chars().count();
     outcome.tokens_out = tokens::count(&after);
+    outcome.after = Some(after);
     Ok(outcome)
+}
+
+/// The domain the hook's detection gives `record` (the hook itself does not report it).
+fn detected_domain(record: &Record, text: &str) -> Domain {
+    let str_of = |key: &str| record.tool_input.get(key).and_then(Value::as_str);
+    let hints = Hints {
+        tool_name: Some(&record.tool_name),
+        command: str_of("command"),
+        file_path: str_of("file_path"),
+        grep_mode: record.tool_response.get("mode").and_then(Value::as_str).or(str_of("output_mode")),
+    };
+    domain::detect(&hints, text)
+}
+
+/// Markdown with up to `per_domain` before/after pairs for every detected domain: the
+/// replaced records with the largest token saving among those short enough to read.
+pub fn examples(records: &[Record], outcomes: &[Outcome], per_domain: usize) -> String {
+    let mut by_domain: BTreeMap<&str, Vec<(&Record, &Outcome)>> = BTreeMap::new();
+    for (record, outcome) in records.iter().zip(outcomes) {
+        by_domain.entry(outcome.detected.as_str()).or_default().push((record, outcome));
+    }
+    let mut out = String::new();
+    for (domain, mut pairs) in by_domain {
+        let total = pairs.len();
+        pairs.retain(|(_, o)| o.after.is_some() && o.chars_in <= 3000);
+        pairs.sort_by_key(|(r, o)| (std::cmp::Reverse(o.tokens_in - o.tokens_out), r.id.clone()));
+        out.push_str(&format!("## {domain}\n\n"));
+        if pairs.is_empty() {
+            out.push_str(&format!(
+                "No record of this domain was changed ({total} records); see the table above for why.\n\n"
+            ));
+            continue;
+        }
+        for (record, outcome) in pairs.into_iter().take(per_domain) {
+            let before = visible_text(&record.tool_name, &record.tool_response);
+            let command = record.tool_input.get("command").and_then(Value::as_str).unwrap_or("");
+            let command: String = command.chars().take(120).collect::<String>().replace('\n', " ");
+            out.push_str(&format!(
+                "### {} · {} `{}` · {} → {} tokens\n\nBefore:\n\n{}\nAfter:\n\n{}\n",
+                record.id,
+                record.tool_name,
+                command.replace('`', "'"),
+                outcome.tokens_in,
+                outcome.tokens_out,
+                fenced(&before),
+                fenced(outcome.after.as_deref().unwrap_or("")),
+            ));
+        }
+    }
+    out
+}
+
+/// A fenced code block that no backtick run inside `text` can close.
+fn fenced(text: &str) -> String {
+    let mut fence = String::from("```");
+    while text.contains(&fence) {
+        fence.push('`');
+    }
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    format!("{fence}text\n{text}{newline}{fence}\n")
 }
 
 /// Totals over a group of outcomes.
@@ -376,7 +445,7 @@ pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
 }
 
 /// `kompress eval`.
-pub fn main(corpus: &Path, limit: Option<usize>, as_json: bool) -> Result<()> {
+pub fn main(corpus: &Path, limit: Option<usize>, as_json: bool, examples_to: Option<&Path>) -> Result<()> {
     let mut records = read_corpus(corpus)?;
     if records.is_empty() {
         bail!("{} holds no records", corpus.display());
@@ -387,6 +456,10 @@ pub fn main(corpus: &Path, limit: Option<usize>, as_json: bool) -> Result<()> {
     let binary: PathBuf = std::env::current_exe().context("cannot find the kompress binary")?;
     let outcomes = run(&binary, &records, &[])?;
     let (per, all) = by_domain(&outcomes);
+    if let Some(path) = examples_to {
+        std::fs::write(path, examples(&records, &outcomes, 5))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if as_json {
         let problems: Vec<&Outcome> = outcomes
             .iter()
