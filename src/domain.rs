@@ -79,13 +79,13 @@ impl Domain {
         use Pass::*;
         let (passes, model): (&'static [Pass], bool) = match self {
             Domain::BashOutput => (
-                &[Ansi, Progress, TrailingWhitespace, Repeats, SimilarLines, PathLists, BlankLines],
+                &[Ansi, Progress, Traceback, TrailingWhitespace, Repeats, SimilarLines, PathLists, BlankLines],
                 true,
             ),
             // Edit copies exact text from what Read showed: leave file contents alone.
             Domain::FileRead => (&[], false),
             Domain::ErrorTrace => (
-                &[Ansi, Progress, TrailingWhitespace, TestRunner, Repeats, BlankLines],
+                &[Ansi, Progress, Traceback, TrailingWhitespace, TestRunner, Repeats, BlankLines],
                 true,
             ),
             // Every match line is a distinct fact: only exact repeats fold.
@@ -95,7 +95,7 @@ impl Domain {
             // Diffs must still apply: whitespace is content, hunks stay whole.
             Domain::Diff => (&[Ansi], false),
             Domain::TestOutput => (
-                &[Ansi, Progress, TrailingWhitespace, TestRunner, Repeats, SimilarLines, BlankLines],
+                &[Ansi, Progress, Traceback, TrailingWhitespace, TestRunner, Repeats, SimilarLines, BlankLines],
                 true,
             ),
             Domain::BuildLog => (

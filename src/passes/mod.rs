@@ -23,6 +23,7 @@ pub mod lists;
 pub mod progress;
 pub mod repeats;
 pub mod testrun;
+pub mod traceback;
 pub mod whitespace;
 
 /// One structural pass. The order of the variants is the order the pipeline runs them in.
@@ -33,6 +34,8 @@ pub enum Pass {
     Ansi,
     /// Collapse carriage-return progress redraws to their final state.
     Progress,
+    /// Stack traces: drop Python's caret lines, fold runs of interpreter-internal frames.
+    Traceback,
     /// Strip trailing spaces and tabs at line ends (never used for file reads).
     TrailingWhitespace,
     /// Test-runner output: keep failures, errors and the summary; count passing tests.
@@ -54,6 +57,7 @@ impl Pass {
     pub const ALL: &'static [Pass] = &[
         Pass::Ansi,
         Pass::Progress,
+        Pass::Traceback,
         Pass::TrailingWhitespace,
         Pass::TestRunner,
         Pass::Repeats,
@@ -68,6 +72,7 @@ impl Pass {
         match self {
             Pass::Ansi => "ansi",
             Pass::Progress => "progress",
+            Pass::Traceback => "traceback",
             Pass::TrailingWhitespace => "trailing_whitespace",
             Pass::TestRunner => "test_runner",
             Pass::Repeats => "repeats",
@@ -83,6 +88,7 @@ impl Pass {
         match self {
             Pass::Ansi => ansi::apply(text),
             Pass::Progress => progress::apply(text),
+            Pass::Traceback => traceback::apply(text),
             Pass::TrailingWhitespace => whitespace::apply(text),
             Pass::TestRunner => testrun::apply(text),
             Pass::Repeats => repeats::apply(text),
