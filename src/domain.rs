@@ -85,7 +85,7 @@ impl Domain {
             // Edit copies exact text from what Read showed: leave file contents alone.
             Domain::FileRead => (&[], false),
             Domain::ErrorTrace => (
-                &[Ansi, Progress, Traceback, TrailingWhitespace, TestRunner, Repeats, BlankLines],
+                &[Ansi, Progress, Traceback, TrailingWhitespace, TestRunner, Repeats, SimilarLines, BlankLines],
                 true,
             ),
             // Every match line is a distinct fact: only exact repeats fold.

@@ -248,21 +248,32 @@ pub fn apply_similar(text: &str) -> Cow<'_, str> {
 }
 
 /// `N similar lines; varying: a b, c d`: the varying words of each folded line, in order.
+///
+/// When every varying position counts up by one from line to line (`worker=2`,
+/// `worker=3`, …, or `batch 7/100`, `batch 8/100`, …), each position is written once as a
+/// range instead, `worker={2..1249}`: the same values, exactly, without listing them.
 fn similar_marker(folded: &[Option<Shape<'_>>], varying: &[bool]) -> String {
-    let values: Vec<String> = folded
+    let rows: Vec<Vec<&str>> = folded
         .iter()
         .flatten()
         .map(|s| {
-            let words: Vec<&str> = s
-                .words
+            s.words
                 .iter()
                 .zip(varying)
                 .filter(|&(_, &v)| v)
                 .map(|(w, _)| *w)
-                .collect();
-            words.join(" ")
+                .collect()
         })
         .collect();
+    let columns = rows.first().map_or(0, Vec::len);
+    let ranges: Option<Vec<String>> = (0..columns)
+        .map(|c| counting_range(rows.iter().map(|r| r[c])))
+        .collect();
+    // Short runs stay literal: easier to read, and every value appears as printed.
+    if let Some(ranges) = ranges.filter(|_| rows.len() >= MIN_RANGE_ROWS) {
+        return format!("{} similar lines; varying: {}", rows.len(), ranges.join(" "));
+    }
+    let values: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
     let sep = if !values.iter().any(|v| v.contains(',')) {
         ", "
     } else if !values.iter().any(|v| v.contains(';')) {
@@ -275,6 +286,67 @@ fn similar_marker(folded: &[Option<Shape<'_>>], varying: &[bool]) -> String {
         folded.len(),
         values.join(sep)
     )
+}
+
+/// Runs shorter than this list their values even when they count up.
+const MIN_RANGE_ROWS: usize = 8;
+
+/// Expand the `prefix{a..b}suffix` ranges of marker lines back into the words they
+/// stand for, one per value. Checks of "every value survives" compare against this.
+pub fn expand_ranges(text: &str) -> Cow<'_, str> {
+    static RANGE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(\S*?)\{(\d+)\.\.(\d+)\}(\S*)").expect("valid regex")
+    });
+    if !text.lines().any(|l| super::is_marker(l) && RANGE.is_match(l)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !super::is_marker(line) {
+            out.push_str(line);
+            continue;
+        }
+        // The marker's own closing `]` is not part of the last word.
+        let body = line.trim_end_matches(['\n', '\r']);
+        let (body, close) = body.strip_suffix(']').map_or((body, ""), |b| (b, "]"));
+        let ending = &line[body.len() + close.len()..];
+        let expanded = RANGE.replace_all(body, |c: &regex::Captures<'_>| {
+            let (start, end): (u64, u64) = (c[2].parse().unwrap_or(1), c[3].parse().unwrap_or(0));
+            (start..=end.min(start.saturating_add(1_000_000)))
+                .map(|n| format!("{}{n}{}", &c[1], &c[4]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        out.push_str(&expanded);
+        out.push_str(close);
+        out.push_str(ending);
+    }
+    Cow::Owned(out)
+}
+
+/// `prefix{a..b}suffix` when the words are `prefix` + consecutive integers + `suffix`,
+/// each one more than the last and written without leading zeros.
+fn counting_range<'a>(words: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut first: Option<(&str, u64, &str)> = None;
+    let mut last = 0u64;
+    for word in words {
+        let start = word.find(|c: char| c.is_ascii_digit())?;
+        let len = word[start..].find(|c: char| !c.is_ascii_digit()).unwrap_or(word.len() - start);
+        let digits = &word[start..start + len];
+        if digits.len() > 1 && digits.starts_with('0') {
+            return None;
+        }
+        let n: u64 = digits.parse().ok()?;
+        let (prefix, suffix) = (&word[..start], &word[start + len..]);
+        match first {
+            None => first = Some((prefix, n, suffix)),
+            Some((p, _, s)) if p == prefix && s == suffix && n == last + 1 => {}
+            Some(_) => return None,
+        }
+        last = n;
+    }
+    let (prefix, start, suffix) = first?;
+    Some(format!("{prefix}{{{start}..{last}}}{suffix}"))
 }
 
 #[cfg(test)]
@@ -457,5 +529,28 @@ Running migrations:
         let _ = apply(&text);
         let _ = apply_similar(&text);
         assert!(start.elapsed().as_secs() < 10);
+    }
+
+    #[test]
+    fn counting_values_become_ranges() {
+        let text: String = (1..=40)
+            .map(|i| format!("[10:00:00] INFO worker={i} processed batch {i}/40 in 12ms\n"))
+            .collect();
+        let out = apply_similar(&text);
+        assert_eq!(
+            out,
+            "[10:00:00] INFO worker=1 processed batch 1/40 in 12ms\n\
+             [kompress: 38 similar lines; varying: worker={2..39} {2..39}/40]\n\
+             [10:00:00] INFO worker=40 processed batch 40/40 in 12ms\n"
+        );
+        // Not consecutive: listed one by one.
+        let text: String = (1..=6)
+            .map(|i| format!("applying migration step {} of the schema upgrade: done\n", i * 2))
+            .collect();
+        assert!(apply_similar(&text).contains("varying: 4, 6, 8, 10]"));
+        assert!(expand_ranges(&out).contains(" worker=2 worker=3 "));
+        assert!(expand_ranges(&out).contains(" 38/40 39/40]"));
+        assert_eq!(counting_range(["a07", "a08"].into_iter()), None);
+        assert_eq!(counting_range(["v9", "v10", "v11"].into_iter()).as_deref(), Some("v{9..11}"));
     }
 }
