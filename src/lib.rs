@@ -18,6 +18,7 @@ pub mod eval;
 pub mod hook;
 pub mod init;
 pub mod log;
+pub mod model;
 pub mod passes;
 pub mod paths;
 pub mod pipeline;

@@ -1,0 +1,345 @@
+//! Parity of the Rust ModernBERT forward with Hugging Face transformers.
+//!
+//! The fixtures under `tests/fixtures/model/` are tiny random models written by
+//! `training/make_fixtures.py` (transformers eager attention, F32, eval mode) together with
+//! the outputs transformers computed for one 40-token input, longer than the 16-token local
+//! window so banded attention is exercised.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, IndexOp, Tensor};
+use kompress::model::modernbert::{
+    Activation, AttentionKind, Config, KompressDual, ModernBertForTokenClassification,
+    load_safetensors,
+};
+use serde_json::Value;
+
+/// float32 rounding through 4 layers stays around 1e-6; a real mistake (window off by one,
+/// wrong RoPE theta, missing bias) moves outputs by 1e-2 or more.
+const TOLERANCE: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/model")
+        .join(name)
+}
+
+fn expected(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn flatten(v: &Value, out: &mut Vec<f32>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        other => out.push(other.as_f64().expect("number") as f32),
+    }
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    let mut out = Vec::new();
+    flatten(v, &mut out);
+    out
+}
+
+fn max_abs_diff(actual: &Tensor, expected: &Value) -> f32 {
+    let actual: Vec<f32> = actual.flatten_all().unwrap().to_vec1().unwrap();
+    let expected = floats(expected);
+    assert_eq!(actual.len(), expected.len(), "element count");
+    actual
+        .iter()
+        .zip(&expected)
+        .map(|(a, e)| (a - e).abs())
+        .fold(0.0, f32::max)
+}
+
+fn input_ids(exp: &Value) -> Tensor {
+    let ids: Vec<u32> = exp["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
+}
+
+/// Per-layer diffs, printed so a failing fixture shows where the forward first diverges.
+/// Only `tiny-token-cls` stores them (embedding output and layer 0), to keep fixtures small.
+fn report_hidden_states(name: &str, states: &[Tensor], exp: &Value) {
+    let Some(wanted) = exp["hidden_states"].as_array() else {
+        return;
+    };
+    for (i, (state, want)) in states.iter().zip(wanted).enumerate() {
+        eprintln!(
+            "{name}: hidden_states[{i}] max |Δ| = {:.3e}",
+            max_abs_diff(&state.i(0).unwrap(), want)
+        );
+    }
+}
+
+fn check_token_cls(name: &str) {
+    let dir = fixture(name);
+    let cfg = Config::from_file(&dir.join("config.json")).unwrap();
+    let vb = load_safetensors(&[dir.join("model.safetensors")], &Device::Cpu).unwrap();
+    let model = ModernBertForTokenClassification::load(&cfg, vb).unwrap();
+    let exp = expected(&dir);
+    let ids = input_ids(&exp);
+
+    let states = model.encoder().forward_hidden_states(&ids, None).unwrap();
+    report_hidden_states(name, &states.layers, &exp);
+    let hidden_diff = max_abs_diff(&states.last.i(0).unwrap(), &exp["last_hidden_state"]);
+
+    let start = Instant::now();
+    let logits = model.forward(&ids, None).unwrap();
+    let elapsed = start.elapsed();
+    let diff = max_abs_diff(&logits.i(0).unwrap(), &exp["logits"]);
+    eprintln!(
+        "{name}: last_hidden_state max |Δ| = {hidden_diff:.3e}, logits max |Δ| = {diff:.3e}, \
+         forward {elapsed:?} ({} tokens)",
+        ids.dim(1).unwrap()
+    );
+    assert!(
+        hidden_diff <= TOLERANCE,
+        "{name}: hidden diff {hidden_diff}"
+    );
+    assert!(diff <= TOLERANCE, "{name}: logits diff {diff}");
+
+    // An explicit all-ones mask must not change anything.
+    let ones = ids.ones_like().unwrap();
+    let masked = model.forward(&ids, Some(&ones)).unwrap();
+    let d = (masked - &logits)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(d <= 1e-6, "{name}: all-ones mask changed logits by {d}");
+}
+
+#[test]
+fn token_classification_matches_transformers() {
+    check_token_cls("tiny-token-cls");
+}
+
+#[test]
+fn token_classification_with_biases_matches_transformers() {
+    check_token_cls("tiny-token-cls-bias");
+}
+
+#[test]
+fn dual_head_matches_reference() {
+    let dir = fixture("tiny-dual");
+    let cfg = Config::from_file(&dir.join("config.json")).unwrap();
+    let vb = load_safetensors(&[dir.join("model.safetensors")], &Device::Cpu).unwrap();
+    let model = KompressDual::load(&cfg, "encoder", vb).unwrap();
+    let exp = expected(&dir);
+    let ids = input_ids(&exp);
+
+    let start = Instant::now();
+    let out = model.forward(&ids, None).unwrap();
+    let elapsed = start.elapsed();
+    let logits_diff = max_abs_diff(&out.token_logits.i(0).unwrap(), &exp["token_logits"]);
+    let span_diff = max_abs_diff(&out.span.i(0).unwrap(), &exp["span"]);
+    let scores_diff = max_abs_diff(&out.scores.i(0).unwrap(), &exp["scores"]);
+    eprintln!(
+        "tiny-dual: token_logits max |Δ| = {logits_diff:.3e}, span max |Δ| = {span_diff:.3e}, \
+         scores max |Δ| = {scores_diff:.3e}, forward {elapsed:?}"
+    );
+    assert!(logits_diff <= TOLERANCE, "token_logits diff {logits_diff}");
+    assert!(span_diff <= TOLERANCE, "span diff {span_diff}");
+    assert!(scores_diff <= TOLERANCE, "scores diff {scores_diff}");
+}
+
+/// Right padding with a zero mask must leave the real positions' logits unchanged, in
+/// global and in banded local layers (transformers behaves the same: positions do not shift).
+#[test]
+fn right_padding_is_ignored() {
+    let dir = fixture("tiny-token-cls");
+    let cfg = Config::from_file(&dir.join("config.json")).unwrap();
+    let vb = load_safetensors(&[dir.join("model.safetensors")], &Device::Cpu).unwrap();
+    let model = ModernBertForTokenClassification::load(&cfg, vb).unwrap();
+    let exp = expected(&dir);
+    let ids = input_ids(&exp);
+    let n = ids.dim(1).unwrap();
+    let plain = model.forward(&ids, None).unwrap();
+
+    let pad = cfg.pad_token_id.unwrap();
+    let extra = 13;
+    let padded = Tensor::cat(
+        &[
+            ids.clone(),
+            Tensor::full(pad, (1, extra), &Device::Cpu).unwrap(),
+        ],
+        1,
+    )
+    .unwrap();
+    let mask = Tensor::cat(
+        &[
+            Tensor::ones((1, n), candle_core::DType::U32, &Device::Cpu).unwrap(),
+            Tensor::zeros((1, extra), candle_core::DType::U32, &Device::Cpu).unwrap(),
+        ],
+        1,
+    )
+    .unwrap();
+    // Batch of two: the padded row and the same row unpadded-but-extended, to cover b > 1.
+    let batch = Tensor::cat(&[padded.clone(), padded], 0).unwrap();
+    let masks = Tensor::cat(&[mask.clone(), mask], 0).unwrap();
+    let out = model.forward(&batch, Some(&masks)).unwrap();
+    for row in 0..2 {
+        let real = out.i((row, 0..n)).unwrap();
+        let d = (real - plain.i(0).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d <= 1e-5, "row {row}: padding changed logits by {d}");
+    }
+}
+
+const V4_CONFIG: &str = r#"{
+  "architectures": ["ModernBertForTokenClassification"],
+  "model_type": "modernbert",
+  "vocab_size": 50368,
+  "hidden_size": 768,
+  "intermediate_size": 1152,
+  "num_hidden_layers": 22,
+  "num_attention_heads": 12,
+  "max_position_embeddings": 8192,
+  "norm_eps": 1e-05,
+  "norm_bias": false,
+  "global_rope_theta": 160000.0,
+  "local_rope_theta": 10000.0,
+  "global_attn_every_n_layers": 3,
+  "local_attention": 128,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "classifier_bias": false,
+  "hidden_activation": "gelu",
+  "classifier_activation": "gelu",
+  "pad_token_id": 50283,
+  "id2label": {"0": "drop", "1": "keep"},
+  "label2id": {"drop": 0, "keep": 1},
+  "torch_dtype": "float32",
+  "transformers_version": "4.48.0"
+}"#;
+
+const V5_CONFIG: &str = r#"{
+  "architectures": ["ModernBertForTokenClassification"],
+  "model_type": "modernbert",
+  "vocab_size": 512,
+  "hidden_size": 64,
+  "intermediate_size": 96,
+  "num_hidden_layers": 4,
+  "num_attention_heads": 4,
+  "max_position_embeddings": 128,
+  "norm_eps": 1e-06,
+  "layer_types": ["full_attention", "sliding_attention", "sliding_attention", "full_attention"],
+  "rope_parameters": {
+    "full_attention": {"rope_theta": 80000.0, "rope_type": "default"},
+    "sliding_attention": {"rope_theta": 5000.0, "rope_type": "default"}
+  },
+  "local_attention": 16,
+  "norm_bias": true,
+  "attention_bias": true,
+  "mlp_bias": true,
+  "classifier_bias": true,
+  "hidden_activation": "gelu",
+  "classifier_activation": "gelu_pytorch_tanh",
+  "pad_token_id": 0,
+  "label2id": {"drop": 0, "keep": 1, "must_keep": 2},
+  "dtype": "float32",
+  "transformers_version": "5.24.0"
+}"#;
+
+#[test]
+fn parses_v4_config() {
+    let cfg = Config::from_json(V4_CONFIG).unwrap();
+    assert_eq!(cfg.hidden_size, 768);
+    assert_eq!(cfg.num_hidden_layers, 22);
+    assert_eq!(cfg.head_dim(), 64);
+    assert_eq!(cfg.norm_eps, 1e-5);
+    assert_eq!(cfg.global_rope_theta, 160_000.0);
+    assert_eq!(cfg.local_rope_theta, 10_000.0);
+    assert_eq!(cfg.pad_token_id, Some(50283));
+    let globals: Vec<usize> = (0..22)
+        .filter(|&i| cfg.layer_types[i] == AttentionKind::Global)
+        .collect();
+    assert_eq!(globals, [0, 3, 6, 9, 12, 15, 18, 21]);
+    assert_eq!(cfg.num_labels(), 2);
+    assert_eq!(cfg.id2label[&1], "keep");
+    assert!(!cfg.norm_bias && !cfg.attention_bias && !cfg.mlp_bias && !cfg.classifier_bias);
+    assert_eq!(cfg.hidden_activation, Activation::GeluErf);
+}
+
+#[test]
+fn parses_older_v4_spellings() {
+    // Early checkpoints wrote `layer_norm_eps`; unknown keys are ignored.
+    let text = V4_CONFIG.replace("\"norm_eps\": 1e-05", "\"layer_norm_eps\": 2e-05");
+    let cfg = Config::from_json(&text).unwrap();
+    assert_eq!(cfg.norm_eps, 2e-5);
+}
+
+#[test]
+fn parses_v5_config() {
+    let cfg = Config::from_json(V5_CONFIG).unwrap();
+    assert_eq!(cfg.norm_eps, 1e-6);
+    assert_eq!(
+        cfg.layer_types,
+        [
+            AttentionKind::Global,
+            AttentionKind::Local,
+            AttentionKind::Local,
+            AttentionKind::Global
+        ]
+    );
+    assert_eq!(cfg.global_rope_theta, 80_000.0);
+    assert_eq!(cfg.local_rope_theta, 5_000.0);
+    assert!(cfg.norm_bias && cfg.attention_bias && cfg.mlp_bias && cfg.classifier_bias);
+    assert_eq!(cfg.classifier_activation, Activation::GeluTanh);
+    // id2label is rebuilt from label2id when only the latter is present.
+    assert_eq!(cfg.num_labels(), 3);
+    assert_eq!(cfg.id2label[&2], "must_keep");
+}
+
+#[test]
+fn rejects_what_it_cannot_compute() {
+    let scaled = V5_CONFIG.replace(
+        r#""sliding_attention": {"rope_theta": 5000.0, "rope_type": "default"}"#,
+        r#""sliding_attention": {"rope_theta": 5000.0, "rope_type": "yarn"}"#,
+    );
+    assert!(Config::from_json(&scaled).is_err());
+    let short = V5_CONFIG.replace(
+        r#""sliding_attention", "full_attention"]"#,
+        r#""full_attention"]"#,
+    );
+    assert!(Config::from_json(&short).is_err());
+    let act = V4_CONFIG.replace(
+        r#""hidden_activation": "gelu""#,
+        r#""hidden_activation": "relu""#,
+    );
+    assert!(Config::from_json(&act).is_err());
+}
+
+#[test]
+fn fixture_configs_parse() {
+    use AttentionKind::{Global, Local};
+    for (name, layers) in [
+        ("tiny-token-cls", &[Global, Local, Local, Global][..]),
+        ("tiny-token-cls-bias", &[Global, Local][..]),
+        ("tiny-dual", &[Global, Local, Local, Global][..]),
+    ] {
+        let cfg = Config::from_file(&fixture(name).join("config.json")).unwrap();
+        assert_eq!(cfg.hidden_size, 64, "{name}");
+        assert_eq!(cfg.local_attention, 16, "{name}");
+        assert_eq!(cfg.layer_types, layers, "{name}");
+    }
+}
