@@ -82,8 +82,9 @@ impl Domain {
                 &[Ansi, Progress, Traceback, TrailingWhitespace, Repeats, SimilarLines, PathLists, BlankLines],
                 true,
             ),
-            // Edit copies exact text from what Read showed: leave file contents alone.
-            Domain::FileRead => (&[], false),
+            // Edit copies exact text from what Read showed: leave file contents alone,
+            // except data regions of big files, with every line kept in place.
+            Domain::FileRead => (&[DataElision], false),
             Domain::ErrorTrace => (
                 &[Ansi, Progress, Traceback, TrailingWhitespace, TestRunner, Repeats, SimilarLines, BlankLines],
                 true,

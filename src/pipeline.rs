@@ -127,7 +127,9 @@ pub fn compress(
             return Err(Passthrough::Deadline);
         }
     }
-    if let Some(max) = request.max_output_chars {
+    // A file read must keep every line at its number (Claude Code numbers Read output
+    // from `startLine`, and Edit copies from it): no middle elision there.
+    if let Some(max) = request.max_output_chars.filter(|_| domain != Domain::FileRead) {
         if text.len() > max {
             text = Cow::Owned(elide_middle(&text, max, request.full_output));
         }

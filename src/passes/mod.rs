@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ansi;
 pub mod blank;
+pub mod elide;
 #[cfg(test)]
 mod invariants;
 pub mod json;
@@ -50,6 +51,8 @@ pub enum Pass {
     Json,
     /// Collapse runs of blank lines to one.
     BlankLines,
+    /// Big file reads: elide runs of data lines and huge lines, keeping every line number.
+    DataElision,
 }
 
 impl Pass {
@@ -65,6 +68,7 @@ impl Pass {
         Pass::PathLists,
         Pass::Json,
         Pass::BlankLines,
+        Pass::DataElision,
     ];
 
     /// The pass's name in configuration files and reports.
@@ -80,6 +84,7 @@ impl Pass {
             Pass::PathLists => "path_lists",
             Pass::Json => "json",
             Pass::BlankLines => "blank_lines",
+            Pass::DataElision => "data_elision",
         }
     }
 
@@ -96,6 +101,7 @@ impl Pass {
             Pass::PathLists => lists::apply(text),
             Pass::Json => json::apply(text),
             Pass::BlankLines => blank::apply(text),
+            Pass::DataElision => elide::apply(text),
         }
     }
 }
