@@ -7,7 +7,15 @@
 //! unchanged. Parity with transformers is pinned by `tests/model_parity.rs` against fixtures
 //! built by `training/make_fixtures.py`.
 //!
-//! Not here yet: quantized (GGUF) linears, the tokenizer, and the [`crate::scorer::Scorer`]
-//! adapter that maps sub-token scores back to words.
+//! [`tokenizer`] is ModernBERT's byte-level BPE in a compact, memory-mapped form (the hook is a
+//! process per tool call, so load time counts); [`words`] maps sub-token scores back to words
+//! and implements [`crate::scorer::Scorer`] as [`ModelScorer`].
+//!
+//! Not here yet: quantized (GGUF) linears.
 
 pub mod modernbert;
+pub mod tokenizer;
+pub mod words;
+
+pub use tokenizer::Tokenizer;
+pub use words::{ModelScorer, WordEncoder};
