@@ -66,6 +66,9 @@ pub enum Passthrough {
     SmallSaving,
     /// The deadline passed.
     Deadline,
+    /// JSON that stays over `max_output_chars` even when compacted: cutting it would break
+    /// it, so the original goes through (and the tool's own limits apply).
+    TooLarge,
 }
 
 impl fmt::Display for Passthrough {
@@ -77,6 +80,7 @@ impl fmt::Display for Passthrough {
             Passthrough::AlreadyCompressed => "already compressed",
             Passthrough::SmallSaving => "small saving",
             Passthrough::Deadline => "deadline",
+            Passthrough::TooLarge => "too large",
         })
     }
 }
@@ -130,6 +134,9 @@ pub fn compress(
     // A file read must keep every line at its number (Claude Code numbers Read output
     // from `startLine`, and Edit copies from it): no middle elision there.
     if let Some(max) = request.max_output_chars.filter(|_| domain != Domain::FileRead) {
+        if text.len() > max && domain == Domain::JsonToolResult {
+            return Err(Passthrough::TooLarge);
+        }
         if text.len() > max {
             text = Cow::Owned(elide_middle(&text, max, request.full_output));
         }
@@ -396,6 +403,18 @@ mod tests {
         assert!(out.ends_with("step 4999 ok, nothing to see here\n"));
         assert!(out.contains("ERROR: disk full at step 2500\n"));
         assert!(out.contains("omitted; full output: /tmp/full.txt]"));
+    }
+
+    #[test]
+    fn oversized_json_is_never_cut() {
+        let doc: String = format!("[{}]", (0..5000).map(|i| format!("{{\"id\": {i}}}")).collect::<Vec<_>>().join(",\n "));
+        let request = Request {
+            text: &doc,
+            domain: Some(Domain::JsonToolResult),
+            max_output_chars: Some(10_000),
+            ..Request::default()
+        };
+        assert_eq!(compress(&request, &Config::default(), None, later()), Err(Passthrough::TooLarge));
     }
 
     #[test]
