@@ -4,7 +4,9 @@
 //! - `kompress` (no subcommand): pipe, text on stdin, compressed text on stdout;
 //! - `kompress run -- CMD…`: run a command, compress its merged output, keep its exit code;
 //! - `kompress hook`: Claude Code's PostToolUse hook (see [`crate::hook`]);
-//! - `kompress init`, `kompress doctor`: set-up and checks.
+//! - `kompress init`, `kompress doctor`: set-up and checks;
+//! - `kompress show ID`, `kompress stats`, `kompress purge`: stored originals, savings,
+//!   and deleting both (see [`crate::store`], [`crate::stats`]).
 //!
 //! Hook mode fails open: whatever happens (bad input, a panic, the deadline) it exits 0,
 //! prints nothing but its JSON, and logs problems to the state directory.
@@ -21,6 +23,10 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::domain::{Domain, Hints};
 use crate::pipeline::{self, Request};
+use crate::paths::Dirs;
+use crate::session::Memory;
+use crate::stats::{self, Event};
+use crate::store::{self, Store};
 use crate::{doctor, eval, hook, init, log};
 
 /// Shrinks tool output for coding agents, keeping the words that matter.
@@ -64,6 +70,29 @@ pub enum Command {
     },
     /// Check the binary, the model, the hook registration and Claude Code's version.
     Doctor,
+    /// Print the original of a compressed output (never compressed again).
+    Show {
+        /// The id from the output's `kompress show ID` trailer (any unique prefix).
+        id: String,
+        /// Only lines A to B (1-based, inclusive; `A:` or `:B` for open ends).
+        #[arg(long, value_name = "A:B")]
+        lines: Option<String>,
+        /// Only lines matching this regular expression, prefixed with their line numbers.
+        #[arg(long, value_name = "PATTERN")]
+        grep: Option<String>,
+    },
+    /// Tokens saved per tool, domain, day, session and command, and how often originals
+    /// were fetched back.
+    Stats {
+        /// Print JSON instead of markdown tables.
+        #[arg(long)]
+        json: bool,
+        /// Only the last period: `7d`, `24h`, `30m`, or `all`.
+        #[arg(long, value_name = "PERIOD")]
+        since: Option<String>,
+    },
+    /// Delete every stored original, the session memory and the statistics.
+    Purge,
     /// Run a corpus through the real hook and report reduction, shapes and latency.
     Eval {
         /// A JSON Lines corpus in the dev-corpus format (`.jsonl` or `.jsonl.gz`).
@@ -78,6 +107,12 @@ pub enum Command {
         /// Also write five before/after pairs per detected domain, as markdown, to FILE.
         #[arg(long, value_name = "FILE")]
         examples: Option<std::path::PathBuf>,
+        /// Also write DIR/report.md and its charts (reduction_vs_retention.svg, latency.svg).
+        #[arg(long = "report", value_name = "DIR")]
+        report_dir: Option<std::path::PathBuf>,
+        /// Pairs of the seeded heretic set to score with the seed's metrics (0: skip).
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        heretic: usize,
     },
 }
 
@@ -98,8 +133,12 @@ pub fn main() -> ExitCode {
             report(init::main(project, uninstall, settings.as_deref()))
         }
         Some(Command::Doctor) => report(doctor::main()),
-        Some(Command::Eval { corpus, limit, json, examples }) => {
-            report(eval::main(&corpus, limit, json, examples.as_deref()))
+        Some(Command::Show { id, lines, grep }) => report(store::show_main(&id, lines.as_deref(), grep.as_deref())),
+        Some(Command::Stats { json, since }) => report(stats::main(json, since.as_deref())),
+        Some(Command::Purge) => report(store::purge_main()),
+        Some(Command::Eval { corpus, limit, json, examples, report_dir, heretic }) => {
+            let options = eval::Options { corpus, limit, json, examples, report: report_dir, heretic };
+            report(eval::main(&options))
         }
     }
 }
@@ -216,28 +255,88 @@ fn hook_main() -> ExitCode {
     if config.disable {
         return ExitCode::SUCCESS;
     }
+    let dirs = Dirs::resolve();
+    let local = dirs.as_ref().map(|dirs| hook::Local {
+        store: Store::open(dirs, &config),
+        memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
+    });
     let deadline = start + config.deadline;
     let (sender, receiver) = mpsc::channel();
     // The work runs on its own thread so the deadline holds even inside a slow pass.
-    let worker = std::thread::Builder::new().name("kompress-hook".into()).spawn(move || {
-        let result = std::panic::catch_unwind(|| hook::handle(&payload, &config, None, deadline));
-        let _ = sender.send(result);
+    let worker = std::thread::Builder::new().name("kompress-hook".into()).spawn({
+        let config = config.clone();
+        let local = local.clone();
+        move || {
+            let result = std::panic::catch_unwind(|| {
+                hook::handle_with(&payload, &config, None, deadline, local.as_ref())
+            });
+            let _ = sender.send(result);
+        }
     });
     if let Err(err) = worker {
         log::write(&format!("hook: cannot start worker: {err}"));
         return ExitCode::SUCCESS;
     }
     let wait = deadline.saturating_duration_since(Instant::now()) + HOOK_GRACE;
-    match receiver.recv_timeout(wait) {
-        Ok(Ok(Ok(Some(reply)))) => {
-            if let Err(err) = write_stdout(reply.json.as_bytes()) {
+    let outcome = match receiver.recv_timeout(wait) {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(err))) => {
+            log::write(&format!("hook: {err:#}"));
+            hook::Outcome { reason: Some("error".into()), ..hook::Outcome::default() }
+        }
+        // The panic hook has logged it.
+        Ok(Err(_)) => hook::Outcome { reason: Some("panic".into()), ..hook::Outcome::default() },
+        Err(_) => {
+            log::write(&format!("hook: deadline of {:?} passed", start.elapsed()));
+            hook::Outcome { reason: Some("deadline".into()), ..hook::Outcome::default() }
+        }
+    };
+    hook_deliver(outcome, &config, dirs.as_ref(), local.as_ref());
+    ExitCode::SUCCESS
+}
+
+/// Store the originals, print the reply, then record session memory and statistics.
+///
+/// An original that cannot be stored means no reply: the trailer would promise an
+/// original that `kompress show` cannot give back.
+fn hook_deliver(mut outcome: hook::Outcome, config: &Config, dirs: Option<&Dirs>, local: Option<&hook::Local>) {
+    let mut event = Event::new("passthrough").with_command(&outcome.command);
+    event.session = std::mem::take(&mut outcome.session);
+    event.tool = std::mem::take(&mut outcome.tool);
+    if let Some(reply) = outcome.reply.take() {
+        let stored = reply.originals.iter().try_for_each(|original| {
+            if config.store_max_bytes == 0 {
+                return Ok(());
+            }
+            let store = &local.context("no home directory for the store")?.store;
+            store.put(&original.id, original.text.as_bytes()).map(|_| ())
+        });
+        match stored.and_then(|()| write_stdout(reply.json.as_bytes())) {
+            Ok(()) => {
+                event.event = "compress".into();
+                event.kind = reply.originals.first().map_or("compressed", |o| o.kind.name()).to_string();
+                event.domain = reply.compressed.first().map(|c| c.domain.to_string()).unwrap_or_default();
+                event.tokens_in = reply.compressed.iter().map(|c| c.tokens_in as u64).sum();
+                event.tokens_out = reply.compressed.iter().map(|c| c.tokens_out as u64).sum();
+                event.ids = reply.originals.iter().map(|o| o.id.clone()).collect();
+            }
+            Err(err) => {
                 log::write(&format!("hook: {err:#}"));
+                event.reason = "store error".into();
+                outcome.remember = None;
             }
         }
-        Ok(Ok(Ok(None))) => {}
-        Ok(Ok(Err(err))) => log::write(&format!("hook: {err:#}")),
-        Ok(Err(_)) => {} // The panic hook has logged it.
-        Err(_) => log::write(&format!("hook: deadline of {:?} passed", start.elapsed())),
+    } else {
+        event.reason = outcome.reason.take().unwrap_or_default();
     }
-    ExitCode::SUCCESS
+    if let (Some((key, id)), Some(local)) = (&outcome.remember, local)
+        && let Err(err) = local.memory.remember(key, id)
+    {
+        log::write(&format!("hook: {err:#}"));
+    }
+    if let Some(dirs) = dirs
+        && let Err(err) = stats::record(dirs, &event)
+    {
+        log::write(&format!("hook: {err:#}"));
+    }
 }

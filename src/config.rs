@@ -7,6 +7,9 @@
 //! deadline_ms = 1000
 //! min_saving = 0.05
 //! max_output_chars = 29000
+//! store_max_bytes = 268435456
+//! store_retention_days = 7
+//! session_memory = true
 //!
 //! [domains.build_log]
 //! passes = ["ansi", "progress", "repeats", "blank_lines"]
@@ -15,7 +18,8 @@
 //!
 //! Environment: `KOMPRESS_DISABLE=1` (pure passthrough), `KOMPRESS_CONFIG` (another file),
 //! `KOMPRESS_MIN_CHARS`, `KOMPRESS_DEADLINE_MS`, `KOMPRESS_MIN_SAVING`,
-//! `KOMPRESS_MAX_OUTPUT_CHARS`.
+//! `KOMPRESS_MAX_OUTPUT_CHARS`, `KOMPRESS_STORE_MAX_BYTES`, `KOMPRESS_STORE_RETENTION_DAYS`,
+//! `KOMPRESS_SESSION_MEMORY`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,13 @@ pub struct Config {
     /// 30,000 characters to a file and shows the model a 2 KB preview, so the default stays
     /// below that, with room for kompress's own trailer.
     pub max_output_chars: usize,
+    /// The store of originals (`kompress show`) is kept under about this many bytes, the
+    /// least recently used evicted first. 0: store nothing and add no trailer.
+    pub store_max_bytes: u64,
+    /// Originals and session memory older than this many days are deleted.
+    pub store_retention_days: u64,
+    /// Replace a repeated Bash output in one session by "unchanged" or a diff.
+    pub session_memory: bool,
     /// Per-domain overrides of [`Domain::settings`].
     pub domains: BTreeMap<Domain, Settings>,
 }
@@ -54,6 +65,9 @@ impl Default for Config {
             deadline: Duration::from_millis(1000),
             min_saving: 0.05,
             max_output_chars: 29_000,
+            store_max_bytes: 256 << 20,
+            store_retention_days: 7,
+            session_memory: true,
             domains: BTreeMap::new(),
         }
     }
@@ -68,6 +82,9 @@ struct File {
     deadline_ms: Option<u64>,
     min_saving: Option<f64>,
     max_output_chars: Option<usize>,
+    store_max_bytes: Option<u64>,
+    store_retention_days: Option<u64>,
+    session_memory: Option<bool>,
     #[serde(default)]
     domains: BTreeMap<Domain, Settings>,
 }
@@ -107,6 +124,9 @@ impl Config {
             deadline: file.deadline_ms.map_or(defaults.deadline, Duration::from_millis),
             min_saving: file.min_saving.unwrap_or(defaults.min_saving),
             max_output_chars: file.max_output_chars.unwrap_or(defaults.max_output_chars),
+            store_max_bytes: file.store_max_bytes.unwrap_or(defaults.store_max_bytes),
+            store_retention_days: file.store_retention_days.unwrap_or(defaults.store_retention_days),
+            session_memory: file.session_memory.unwrap_or(defaults.session_memory),
             domains: file.domains,
         })
     }
@@ -133,6 +153,15 @@ impl Config {
         }
         if let Some(v) = get("KOMPRESS_MAX_OUTPUT_CHARS") {
             self.max_output_chars = parse("KOMPRESS_MAX_OUTPUT_CHARS", &v)?;
+        }
+        if let Some(v) = get("KOMPRESS_STORE_MAX_BYTES") {
+            self.store_max_bytes = parse("KOMPRESS_STORE_MAX_BYTES", &v)?;
+        }
+        if let Some(v) = get("KOMPRESS_STORE_RETENTION_DAYS") {
+            self.store_retention_days = parse("KOMPRESS_STORE_RETENTION_DAYS", &v)?;
+        }
+        if let Some(v) = get("KOMPRESS_SESSION_MEMORY") {
+            self.session_memory = !matches!(v.trim(), "" | "0" | "false" | "no");
         }
         Ok(())
     }
@@ -162,6 +191,25 @@ mod tests {
         assert!(config.disable);
         let bad = config.apply_env(|k| (k == "KOMPRESS_MIN_CHARS").then(|| "x".to_string()));
         assert!(bad.unwrap_err().to_string().contains("KOMPRESS_MIN_CHARS"));
+    }
+
+    #[test]
+    fn store_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "store_max_bytes = 1000\nstore_retention_days = 2\nsession_memory = false\n").unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert_eq!((config.store_max_bytes, config.store_retention_days, config.session_memory), (1000, 2, false));
+        config
+            .apply_env(|k| match k {
+                "KOMPRESS_STORE_MAX_BYTES" => Some("5000".to_string()),
+                "KOMPRESS_STORE_RETENTION_DAYS" => Some("1".to_string()),
+                "KOMPRESS_SESSION_MEMORY" => Some("1".to_string()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((config.store_max_bytes, config.store_retention_days, config.session_memory), (5000, 1, true));
+        assert_eq!(Config::default().store_max_bytes, 256 << 20);
     }
 
     #[test]

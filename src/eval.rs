@@ -6,9 +6,15 @@
 //! payload that is piped into a fresh `kompress hook` process, so latency includes process
 //! start. The reply is checked the way Claude Code checks it: either nothing, or an
 //! `updatedToolOutput` that differs from `tool_response` only in the tool's text field.
+//!
+//! Per record it measures cl100k tokens before and after, must-keep retention, JSON
+//! validity, latency and the hook process's peak RSS (`wait4`), and the head+tail
+//! truncation baseline at kompress's token budget; [`evaluate`] adds the heretic set
+//! (see [`crate::heretic`]) and [`crate::report`] writes the report. Every metric is
+//! defined in `docs/metrics.md` and computed in [`crate::metrics`].
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -18,7 +24,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::{self, Domain, Hints};
-use crate::tokens;
+use crate::metrics::{self, Retention};
+use crate::{heretic, report, tokens};
 
 /// One corpus record.
 #[derive(Clone, Debug)]
@@ -52,7 +59,13 @@ pub fn read_corpus(path: &Path) -> Result<Vec<Record>> {
         }
         let value: Value = serde_json::from_str(&line)
             .with_context(|| format!("{}:{}: not JSON", path.display(), number + 1))?;
-        let field = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        let field = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         records.push(Record {
             id: field("id"),
             domain: field("domain"),
@@ -83,7 +96,12 @@ pub fn payload(record: &Record) -> Value {
 pub fn visible_text(tool_name: &str, response: &Value) -> String {
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let blocks = |v: &Value| -> Vec<String> {
@@ -110,7 +128,11 @@ pub fn visible_text(tool_name: &str, response: &Value) -> String {
         _ => match response {
             Value::String(s) => s.clone(),
             Value::Array(_) => blocks(response).join("\n"),
-            _ => response.get("content").map(blocks).unwrap_or_default().join("\n"),
+            _ => response
+                .get("content")
+                .map(blocks)
+                .unwrap_or_default()
+                .join("\n"),
         },
     }
 }
@@ -127,7 +149,13 @@ pub fn check_shape(tool_name: &str, original: &Value, updated: &Value) -> Result
         _ => &[&[], &["*", "text"], &["content", "*", "text"]],
     };
     let mut path = Vec::new();
-    compare(original, updated, &mut path, text_paths, tool_name == "Bash")
+    compare(
+        original,
+        updated,
+        &mut path,
+        text_paths,
+        tool_name == "Bash",
+    )
 }
 
 fn compare(
@@ -138,9 +166,9 @@ fn compare(
     bash: bool,
 ) -> Result<(), String> {
     let is_text_path = |path: &[String]| {
-        text_paths.iter().any(|p| {
-            p.len() == path.len() && p.iter().zip(path).all(|(a, b)| *a == "*" || a == b)
-        })
+        text_paths
+            .iter()
+            .any(|p| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| *a == "*" || a == b))
     };
     let at = |path: &[String]| format!("/{}", path.join("/"));
     match (original, updated) {
@@ -172,7 +200,12 @@ fn compare(
                 return Ok(());
             }
             if a.len() != b.len() {
-                return Err(format!("{}: array length {} → {}", at(path), a.len(), b.len()));
+                return Err(format!(
+                    "{}: array length {} → {}",
+                    at(path),
+                    a.len(),
+                    b.len()
+                ));
             }
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 path.push(i.to_string());
@@ -200,6 +233,8 @@ pub struct Outcome {
     pub chars_in: usize,
     /// Characters of the visible text after.
     pub chars_out: usize,
+    /// Bytes of the visible text before (for throughput).
+    pub bytes_in: usize,
     /// cl100k tokens before.
     pub tokens_in: usize,
     /// cl100k tokens after.
@@ -212,24 +247,119 @@ pub struct Outcome {
     pub crash: Option<String>,
     /// Wall time from spawn to exit, in milliseconds.
     pub latency_ms: f64,
+    /// Peak resident set size of the hook process, in KiB (`ru_maxrss` from `wait4`).
+    pub max_rss_kb: u64,
     /// The domain kompress detects for the record (it may differ from the corpus label).
     pub detected: String,
+    /// Must-keep retention of the visible text (kept = protected on passthrough).
+    pub retention: Retention,
+    /// cl100k tokens of the head+tail truncation to `tokens_out` (replaced records only).
+    pub head_tail_tokens: Option<usize>,
+    /// Must-keep retention of that truncation (replaced records only).
+    pub head_tail_retention: Option<Retention>,
+    /// The visible text before is a JSON document.
+    pub json_input: bool,
+    /// For a replaced JSON input: whether the text after, without kompress's marker lines
+    /// (the hook's trailer), still parses as JSON.
+    pub json_valid: Option<bool>,
+    /// For a replaced JSON input: whether the text after parses as JSON as it is, marker
+    /// lines included.
+    pub json_valid_whole: Option<bool>,
     /// The text the model gets after the hook, when it was replaced.
     #[serde(skip)]
     pub after: Option<String>,
 }
 
-/// Run every record through `binary hook` and collect the outcomes.
+/// Run every record through `binary hook` and collect the outcomes, one process at a
+/// time (so that latencies do not compete), with a progress bar on stderr when stderr is
+/// a terminal.
 pub fn run(binary: &Path, records: &[Record], env: &[(String, String)]) -> Result<Vec<Outcome>> {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(records.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix} {bar:40} {pos}/{len} records, {elapsed} (eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_prefix("kompress eval");
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records {
         outcomes.push(run_one(binary, record, env)?);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(outcomes)
 }
 
+/// How a reaped child ended, and its peak RSS in KiB.
+struct Exit {
+    success: bool,
+    describe: String,
+    max_rss_kb: u64,
+}
+
+/// Wait for `child` and read its resource usage (`wait4`, so the peak RSS is the child's
+/// own, not the maximum over every child so far).
+#[cfg(unix)]
+fn reap(child: std::process::Child) -> Result<Exit> {
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of a plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own unreaped child; the pointers are to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("hook did not finish");
+        }
+    }
+    drop(child);
+    // Linux reports kilobytes; macOS bytes.
+    let rss = usage.ru_maxrss.max(0) as u64;
+    let max_rss_kb = if cfg!(target_os = "macos") {
+        rss / 1024
+    } else {
+        rss
+    };
+    let (success, describe) = if libc::WIFEXITED(status) {
+        (
+            libc::WEXITSTATUS(status) == 0,
+            format!("exit {}", libc::WEXITSTATUS(status)),
+        )
+    } else if libc::WIFSIGNALED(status) {
+        (false, format!("signal {}", libc::WTERMSIG(status)))
+    } else {
+        (false, format!("status {status}"))
+    };
+    Ok(Exit {
+        success,
+        describe,
+        max_rss_kb,
+    })
+}
+
+#[cfg(not(unix))]
+fn reap(mut child: std::process::Child) -> Result<Exit> {
+    let status = child.wait().context("hook did not finish")?;
+    Ok(Exit {
+        success: status.success(),
+        describe: format!("{status}"),
+        max_rss_kb: 0,
+    })
+}
+
 fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<Outcome> {
-    let payload = serde_json::to_vec(&payload(record))?;
+    let mut payload = payload(record);
+    // One session per record: the corpus's records come from many agent runs, in hash
+    // order, so session memory must never link two of them.
+    payload["session_id"] = json!(format!("kompress-eval-{}", record.id));
+    let payload = serde_json::to_vec(&payload)?;
     let start = Instant::now();
     let mut child = Command::new(binary)
         .arg("hook")
@@ -240,39 +370,63 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         .spawn()
         .with_context(|| format!("cannot run {}", binary.display()))?;
     let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut child_stdout = child.stdout.take().context("no stdout")?;
+    let mut child_stderr = child.stderr.take().context("no stderr")?;
     let writer = std::thread::spawn(move || stdin.write_all(&payload));
-    let output = child.wait_with_output().context("hook did not finish")?;
+    let err_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = child_stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let mut stdout = Vec::new();
+    child_stdout
+        .read_to_end(&mut stdout)
+        .context("cannot read the hook's stdout")?;
+    let stderr = err_reader.join().unwrap_or_default();
+    let exit = reap(child)?;
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
     let _ = writer.join();
     let before = visible_text(&record.tool_name, &record.tool_response);
+    let protected = metrics::protected_set(&before).len();
     let mut outcome = Outcome {
         id: record.id.clone(),
         domain: record.domain.clone(),
         tool: record.tool_name.clone(),
         chars_in: before.chars().count(),
         chars_out: before.chars().count(),
+        bytes_in: before.len(),
         tokens_in: tokens::count(&before),
         tokens_out: 0,
         replaced: false,
         shape_error: None,
         crash: None,
         latency_ms,
+        max_rss_kb: exit.max_rss_kb,
         detected: detected_domain(record, &before).to_string(),
+        retention: Retention {
+            protected,
+            kept: protected,
+        },
+        head_tail_tokens: None,
+        head_tail_retention: None,
+        json_input: metrics::is_json_document(&before),
+        json_valid: None,
+        json_valid_whole: None,
         after: None,
     };
     outcome.tokens_out = outcome.tokens_in;
-    if !output.status.success() || !output.stderr.is_empty() {
+    if !exit.success || !stderr.is_empty() {
         outcome.crash = Some(format!(
-            "status {:?}, stderr {:?}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
+            "{}, stderr {:?}",
+            exit.describe,
+            String::from_utf8_lossy(&stderr)
         ));
         return Ok(outcome);
     }
-    if output.stdout.is_empty() {
+    if stdout.is_empty() {
         return Ok(outcome);
     }
-    let reply: Value = match serde_json::from_slice(&output.stdout) {
+    let reply: Value = match serde_json::from_slice(&stdout) {
         Ok(reply) => reply,
         Err(err) => {
             outcome.crash = Some(format!("stdout is not JSON: {err}"));
@@ -291,6 +445,14 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
     let after = visible_text(&record.tool_name, updated);
     outcome.chars_out = after.chars().count();
     outcome.tokens_out = tokens::count(&after);
+    outcome.retention = metrics::retention(&before, &after);
+    let truncated = metrics::head_tail(&before, outcome.tokens_out);
+    outcome.head_tail_tokens = Some(tokens::count(&truncated));
+    outcome.head_tail_retention = Some(metrics::retention(&before, &truncated));
+    if outcome.json_input {
+        outcome.json_valid = Some(metrics::json_body_valid(&after));
+        outcome.json_valid_whole = Some(metrics::json_valid(&after));
+    }
     outcome.after = Some(after);
     Ok(outcome)
 }
@@ -302,7 +464,11 @@ fn detected_domain(record: &Record, text: &str) -> Domain {
         tool_name: Some(&record.tool_name),
         command: str_of("command"),
         file_path: str_of("file_path"),
-        grep_mode: record.tool_response.get("mode").and_then(Value::as_str).or(str_of("output_mode")),
+        grep_mode: record
+            .tool_response
+            .get("mode")
+            .and_then(Value::as_str)
+            .or(str_of("output_mode")),
     };
     domain::detect(&hints, text)
 }
@@ -312,7 +478,10 @@ fn detected_domain(record: &Record, text: &str) -> Domain {
 pub fn examples(records: &[Record], outcomes: &[Outcome], per_domain: usize) -> String {
     let mut by_domain: BTreeMap<&str, Vec<(&Record, &Outcome)>> = BTreeMap::new();
     for (record, outcome) in records.iter().zip(outcomes) {
-        by_domain.entry(outcome.detected.as_str()).or_default().push((record, outcome));
+        by_domain
+            .entry(outcome.detected.as_str())
+            .or_default()
+            .push((record, outcome));
     }
     let mut out = String::new();
     for (domain, mut pairs) in by_domain {
@@ -328,8 +497,16 @@ pub fn examples(records: &[Record], outcomes: &[Outcome], per_domain: usize) -> 
         }
         for (record, outcome) in pairs.into_iter().take(per_domain) {
             let before = visible_text(&record.tool_name, &record.tool_response);
-            let command = record.tool_input.get("command").and_then(Value::as_str).unwrap_or("");
-            let command: String = command.chars().take(120).collect::<String>().replace('\n', " ");
+            let command = record
+                .tool_input
+                .get("command")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let command: String = command
+                .chars()
+                .take(120)
+                .collect::<String>()
+                .replace('\n', " ");
             out.push_str(&format!(
                 "### {} · {} `{}` · {} → {} tokens\n\nBefore:\n\n{}\nAfter:\n\n{}\n",
                 record.id,
@@ -355,13 +532,15 @@ fn fenced(text: &str) -> String {
     format!("{fence}text\n{text}{newline}{fence}\n")
 }
 
-/// Totals over a group of outcomes.
+/// Totals over a group of outcomes. `docs/metrics.md` defines each field.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     /// Records.
     pub records: usize,
     /// Records the hook replaced.
     pub replaced: usize,
+    /// Records the hook left alone, percent of `records`.
+    pub passthrough_pct: f64,
     /// Replacements with a wrong shape.
     pub invalid_shapes: usize,
     /// Crashes (non-zero exit, stderr, garbage on stdout).
@@ -370,22 +549,55 @@ pub struct Summary {
     pub expansions: usize,
     /// Records under 200 characters that were changed.
     pub short_changed: usize,
+    /// Records whose visible text is a JSON document.
+    pub json_inputs: usize,
+    /// Replaced JSON inputs whose output, without marker lines, no longer parses as JSON.
+    pub json_invalid: usize,
+    /// Replaced JSON inputs whose output as it is (trailer included) does not parse.
+    pub json_invalid_whole: usize,
     /// cl100k tokens in.
     pub tokens_in: usize,
     /// cl100k tokens out.
     pub tokens_out: usize,
-    /// Token reduction, percent of `tokens_in`.
+    /// Token reduction, percent of `tokens_in` (sum-weighted).
     pub reduction_pct: f64,
+    /// Median of the per-record reductions, every record (passthrough counts as 0).
+    pub median_reduction_pct: f64,
+    /// Median of the per-record reductions of the replaced records.
+    pub median_reduction_replaced_pct: f64,
+    /// Pooled must-keep retention of the replaced records, percent; `None` when none was.
+    pub retention_pct: Option<f64>,
+    /// Pooled must-keep retention over every record (passthrough keeps everything).
+    pub retention_all_pct: f64,
+    /// Distinct protected words in the replaced records (the retention denominator).
+    pub protected_replaced: usize,
+    /// Head+tail baseline: cl100k tokens out (replaced records truncated, others whole).
+    pub head_tail_tokens_out: usize,
+    /// Head+tail baseline: token reduction, percent of `tokens_in`.
+    pub head_tail_reduction_pct: f64,
+    /// Head+tail baseline: pooled retention of the replaced records, percent.
+    pub head_tail_retention_pct: Option<f64>,
     /// Median latency, ms.
     pub p50_ms: f64,
     /// 95th percentile latency, ms.
     pub p95_ms: f64,
+    /// Input bytes per second of hook time: `Σ bytes_in / Σ latency`, MB/s (10^6 bytes).
+    pub throughput_mb_s: f64,
+    /// Peak RSS of the hook processes: the largest, MiB.
+    pub rss_max_mb: f64,
+    /// Peak RSS of the hook processes: the 95th percentile, MiB.
+    pub rss_p95_mb: f64,
 }
 
 /// Summarize `outcomes`.
 pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary {
     let mut s = Summary::default();
     let mut latencies = Vec::new();
+    let mut rss = Vec::new();
+    let mut reductions = Vec::new();
+    let mut reductions_replaced = Vec::new();
+    let (mut retained, mut retained_all, mut head_tail) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes_in = 0usize;
     for o in outcomes {
         s.records += 1;
         s.replaced += usize::from(o.replaced);
@@ -393,26 +605,59 @@ pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary
         s.crashes += usize::from(o.crash.is_some());
         s.expansions += usize::from(o.tokens_out > o.tokens_in || o.chars_out > o.chars_in);
         s.short_changed += usize::from(o.chars_in < 200 && o.replaced);
+        s.json_inputs += usize::from(o.json_input);
+        s.json_invalid += usize::from(o.json_valid == Some(false));
+        s.json_invalid_whole += usize::from(o.json_valid_whole == Some(false));
         s.tokens_in += o.tokens_in;
         s.tokens_out += o.tokens_out;
+        s.head_tail_tokens_out += o.head_tail_tokens.unwrap_or(o.tokens_in);
+        bytes_in += o.bytes_in;
         latencies.push(o.latency_ms);
+        rss.push(o.max_rss_kb as f64 / 1024.0);
+        let reduction = metrics::reduction_pct(o.tokens_in, o.tokens_out);
+        reductions.push(reduction);
+        retained_all.push(o.retention);
+        if o.replaced {
+            reductions_replaced.push(reduction);
+            retained.push(o.retention);
+            head_tail.extend(o.head_tail_retention);
+        }
     }
-    if s.tokens_in > 0 {
-        s.reduction_pct = 100.0 * (s.tokens_in - s.tokens_out.min(s.tokens_in)) as f64 / s.tokens_in as f64;
+    s.passthrough_pct = percent(s.records - s.replaced, s.records);
+    s.reduction_pct = metrics::reduction_pct(s.tokens_in, s.tokens_out);
+    s.head_tail_reduction_pct = metrics::reduction_pct(s.tokens_in, s.head_tail_tokens_out);
+    s.median_reduction_pct = metrics::median(&reductions);
+    s.median_reduction_replaced_pct = metrics::median(&reductions_replaced);
+    let pooled = Retention::sum(retained.iter().copied());
+    s.protected_replaced = pooled.protected;
+    s.retention_pct = (!retained.is_empty()).then(|| 100.0 * pooled.rate());
+    s.head_tail_retention_pct =
+        (!head_tail.is_empty()).then(|| 100.0 * Retention::sum(head_tail.iter().copied()).rate());
+    s.retention_all_pct = 100.0 * Retention::sum(retained_all).rate();
+    let total_ms: f64 = latencies.iter().sum();
+    if total_ms > 0.0 {
+        s.throughput_mb_s = bytes_in as f64 / 1e6 / (total_ms / 1000.0);
     }
     latencies.sort_by(f64::total_cmp);
     s.p50_ms = percentile(&latencies, 0.50);
     s.p95_ms = percentile(&latencies, 0.95);
+    rss.sort_by(f64::total_cmp);
+    s.rss_max_mb = rss.last().copied().unwrap_or(0.0);
+    s.rss_p95_mb = percentile(&rss, 0.95);
     s
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
 }
 
 /// The `q` quantile of sorted `values` (nearest rank); 0 when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    metrics::percentile(sorted, q)
 }
 
 /// Per-domain summaries plus the overall one.
@@ -421,20 +666,47 @@ pub fn by_domain(outcomes: &[Outcome]) -> (BTreeMap<String, Summary>, Summary) {
     for o in outcomes {
         groups.entry(o.domain.clone()).or_default().push(o);
     }
-    let per = groups.into_iter().map(|(d, os)| (d, summarize(os))).collect();
+    let per = groups
+        .into_iter()
+        .map(|(d, os)| (d, summarize(os)))
+        .collect();
     (per, summarize(outcomes))
+}
+
+/// `12.3%`, or `–` when there is nothing to measure.
+pub fn pct(value: Option<f64>) -> String {
+    value.map_or("–".to_string(), |v| format!("{v:.1}%"))
 }
 
 /// A markdown table of per-domain summaries.
 pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
     let mut out = String::from(
-        "| domain | records | replaced | tokens in | tokens out | reduction | invalid shapes | crashes | expansions | <200 chars changed | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| domain | records | replaced | passthrough | tokens in | tokens out | reduction | median reduction | median reduction (replaced) | retention | head+tail retention | JSON invalid | invalid shapes | crashes | expansions | <200 chars changed | p50 ms | p95 ms | MB/s | RSS p95 MiB | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let row = |name: &str, s: &Summary| {
         format!(
-            "| {name} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {:.1} | {:.1} |\n",
-            s.records, s.replaced, s.tokens_in, s.tokens_out, s.reduction_pct, s.invalid_shapes,
-            s.crashes, s.expansions, s.short_changed, s.p50_ms, s.p95_ms
+            "| {name} | {} | {} | {:.1}% | {} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {}/{} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |\n",
+            s.records,
+            s.replaced,
+            s.passthrough_pct,
+            s.tokens_in,
+            s.tokens_out,
+            s.reduction_pct,
+            s.median_reduction_pct,
+            s.median_reduction_replaced_pct,
+            pct(s.retention_pct),
+            pct(s.head_tail_retention_pct),
+            s.json_invalid,
+            s.json_inputs,
+            s.invalid_shapes,
+            s.crashes,
+            s.expansions,
+            s.short_changed,
+            s.p50_ms,
+            s.p95_ms,
+            s.throughput_mb_s,
+            s.rss_p95_mb,
+            s.rss_max_mb,
         )
     };
     for (name, s) in per {
@@ -444,33 +716,152 @@ pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
     out
 }
 
+/// The seed's metrics on the heretic set.
+#[derive(Clone, Debug, Serialize)]
+pub struct HereticResult {
+    /// The generator's seed.
+    pub seed: u64,
+    /// How the texts were compressed.
+    pub method: String,
+    /// Per generator kind.
+    pub kinds: BTreeMap<String, heretic::Summary>,
+    /// Over all pairs.
+    pub all: heretic::Summary,
+}
+
+/// Everything one `kompress eval` run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalResult {
+    /// The corpus file.
+    pub corpus: String,
+    /// kompress's version.
+    pub version: String,
+    /// Whether a model ran (`rules-only` until one ships).
+    pub model: String,
+    /// Wall time of the whole corpus run, seconds.
+    pub wall_s: f64,
+    /// Records per second of wall time (one hook process at a time).
+    pub records_per_s: f64,
+    /// Per corpus domain.
+    pub domains: BTreeMap<String, Summary>,
+    /// Over all records.
+    pub all: Summary,
+    /// The heretic set, when it ran.
+    pub heretic: Option<HereticResult>,
+    /// Records with a shape error or a crash.
+    pub problems: Vec<Outcome>,
+    /// Every record's outcome (for the charts; not printed).
+    #[serde(skip)]
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What `kompress eval` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The corpus file.
+    pub corpus: PathBuf,
+    /// Use only the first N records.
+    pub limit: Option<usize>,
+    /// Print JSON instead of markdown.
+    pub json: bool,
+    /// Write before/after examples here.
+    pub examples: Option<PathBuf>,
+    /// Write `report.md` and the charts into this directory.
+    pub report: Option<PathBuf>,
+    /// Pairs of the heretic set (0: skip it).
+    pub heretic: usize,
+}
+
+/// Run the corpus through the hook binary `binary` and the heretic set through the
+/// pipeline, and collect every measurement.
+pub fn evaluate(
+    binary: &Path,
+    records: &[Record],
+    corpus: &Path,
+    heretic_pairs: usize,
+) -> Result<EvalResult> {
+    // A fresh KOMPRESS_HOME: no stored originals, session memory or statistics of the user
+    // are read or written, and the configuration is the default one (unless KOMPRESS_CONFIG
+    // or KOMPRESS_* variables are set, which the hook processes inherit).
+    let home = std::env::temp_dir().join(format!("kompress-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    let env = [("KOMPRESS_HOME".to_string(), home.display().to_string())];
+    let start = Instant::now();
+    let outcomes = run(binary, records, &env);
+    let wall_s = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&home);
+    let outcomes = outcomes?;
+    let (domains, all) = by_domain(&outcomes);
+    let heretic = (heretic_pairs > 0).then(|| {
+        let pairs = heretic::generate(heretic::SEED, heretic_pairs);
+        let scored = heretic::evaluate(&pairs);
+        let (kinds, all) = heretic::summarize(&pairs, &scored);
+        HereticResult {
+            seed: heretic::SEED,
+            method: "in-process pipeline::compress, domain forced per generator, default configuration, rules-only".into(),
+            kinds,
+            all,
+        }
+    });
+    let problems = outcomes
+        .iter()
+        .filter(|o| o.shape_error.is_some() || o.crash.is_some())
+        .cloned()
+        .collect();
+    Ok(EvalResult {
+        corpus: corpus.display().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        model: "rules-only".into(),
+        wall_s,
+        records_per_s: if wall_s > 0.0 {
+            outcomes.len() as f64 / wall_s
+        } else {
+            0.0
+        },
+        domains,
+        all,
+        heretic,
+        problems,
+        outcomes,
+    })
+}
+
 /// `kompress eval`.
-pub fn main(corpus: &Path, limit: Option<usize>, as_json: bool, examples_to: Option<&Path>) -> Result<()> {
+pub fn main(options: &Options) -> Result<()> {
+    let corpus = &options.corpus;
     let mut records = read_corpus(corpus)?;
     if records.is_empty() {
         bail!("{} holds no records", corpus.display());
     }
-    if let Some(limit) = limit {
+    if let Some(limit) = options.limit {
         records.truncate(limit);
     }
     let binary: PathBuf = std::env::current_exe().context("cannot find the kompress binary")?;
-    let outcomes = run(&binary, &records, &[])?;
-    let (per, all) = by_domain(&outcomes);
-    if let Some(path) = examples_to {
-        std::fs::write(path, examples(&records, &outcomes, 5))
+    let result = evaluate(&binary, &records, corpus, options.heretic)?;
+    if let Some(path) = &options.examples {
+        std::fs::write(path, examples(&records, &result.outcomes, 5))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if as_json {
-        let problems: Vec<&Outcome> = outcomes
-            .iter()
-            .filter(|o| o.shape_error.is_some() || o.crash.is_some())
-            .collect();
-        let report = json!({"domains": per, "all": all, "problems": problems});
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if let Some(dir) = &options.report {
+        report::write(dir, &result)?;
+    }
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print!("{}", markdown(&per, &all));
-        for o in outcomes.iter().filter(|o| o.shape_error.is_some() || o.crash.is_some()) {
+        print!("{}", markdown(&result.domains, &result.all));
+        println!(
+            "\n{} records in {:.1} s ({:.1} records/s, one hook process at a time).",
+            result.all.records, result.wall_s, result.records_per_s
+        );
+        if let Some(h) = &result.heretic {
+            println!("\nHeretic set ({} pairs, seed {}):\n", h.all.pairs, h.seed);
+            print!("{}", report::heretic_markdown(&h.kinds, &h.all));
+        }
+        for o in &result.problems {
             println!("problem {}: {:?} {:?}", o.id, o.shape_error, o.crash);
+        }
+        if let Some(dir) = &options.report {
+            println!("\nReport: {}", dir.join("report.md").display());
         }
     }
     Ok(())
@@ -488,20 +879,37 @@ mod tests {
         let string = json!("b");
         assert!(check_shape("Bash", &bash, &string).is_err());
         let changed = json!({"stdout": "b", "stderr": "x", "interrupted": false});
-        assert!(check_shape("Bash", &bash, &changed).unwrap_err().contains("/stderr"));
+        assert!(
+            check_shape("Bash", &bash, &changed)
+                .unwrap_err()
+                .contains("/stderr")
+        );
         let extra = json!({"stdout": "b", "stderr": "", "interrupted": false, "more": 1});
-        assert!(check_shape("Bash", &bash, &extra).unwrap_err().contains("more"));
+        assert!(
+            check_shape("Bash", &bash, &extra)
+                .unwrap_err()
+                .contains("more")
+        );
 
-        let read = json!({"type": "text", "file": {"filePath": "/a", "content": "x", "numLines": 1}});
-        let read_ok = json!({"type": "text", "file": {"filePath": "/a", "content": "y", "numLines": 1}});
+        let read =
+            json!({"type": "text", "file": {"filePath": "/a", "content": "x", "numLines": 1}});
+        let read_ok =
+            json!({"type": "text", "file": {"filePath": "/a", "content": "y", "numLines": 1}});
         assert_eq!(check_shape("Read", &read, &read_ok), Ok(()));
-        let read_bad = json!({"type": "text", "file": {"filePath": "/b", "content": "y", "numLines": 1}});
+        let read_bad =
+            json!({"type": "text", "file": {"filePath": "/b", "content": "y", "numLines": 1}});
         assert!(check_shape("Read", &read, &read_bad).is_err());
 
         let glob = json!({"filenames": ["a", "b", "c"], "numFiles": 3});
-        assert_eq!(check_shape("Glob", &glob, &json!({"filenames": ["a"], "numFiles": 3})), Ok(()));
+        assert_eq!(
+            check_shape("Glob", &glob, &json!({"filenames": ["a"], "numFiles": 3})),
+            Ok(())
+        );
         let mcp = json!([{"type": "text", "text": "x"}]);
-        assert_eq!(check_shape("mcp__a__b", &mcp, &json!([{"type": "text", "text": "y"}])), Ok(()));
+        assert_eq!(
+            check_shape("mcp__a__b", &mcp, &json!([{"type": "text", "text": "y"}])),
+            Ok(())
+        );
         assert_eq!(check_shape("mcp__a__b", &json!("x"), &json!("y")), Ok(()));
     }
 
@@ -516,8 +924,17 @@ mod tests {
     #[test]
     fn visible_text_per_tool() {
         assert_eq!(visible_text("Bash", &json!({"stdout": "o"})), "o");
-        assert_eq!(visible_text("Read", &json!({"file": {"content": "c"}})), "c");
-        assert_eq!(visible_text("Glob", &json!({"filenames": ["a", "b"]})), "a\nb");
-        assert_eq!(visible_text("mcp__x", &json!([{"type": "text", "text": "t"}])), "t");
+        assert_eq!(
+            visible_text("Read", &json!({"file": {"content": "c"}})),
+            "c"
+        );
+        assert_eq!(
+            visible_text("Glob", &json!({"filenames": ["a", "b"]})),
+            "a\nb"
+        );
+        assert_eq!(
+            visible_text("mcp__x", &json!([{"type": "text", "text": "t"}])),
+            "t"
+        );
     }
 }

@@ -17,59 +17,204 @@
 //! | Agent, Task | the text blocks of `content`                          |
 //! | `mcp__*`    | a string, or the text blocks of an array or `content` |
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
-use crate::domain::{Domain, Hints};
-use crate::pipeline::{self, Compressed, Request};
+use crate::domain::{self, Domain, Hints};
+use crate::passes;
+use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
+use crate::session::{self, Key, Memory};
+use crate::stats::thousands;
+use crate::store::{self, Store};
+use crate::tokens;
 
 /// The largest persisted Bash output kompress reads back (Claude Code cuts at 64 MiB).
 pub const MAX_PERSISTED_BYTES: u64 = 64 << 20;
+
+/// Bytes kept free under `max_output_chars` for the trailer line.
+pub const TRAILER_ROOM: usize = 160;
 
 /// What handling one payload produced.
 #[derive(Debug)]
 pub struct Reply {
     /// The JSON to print on stdout.
     pub json: String,
-    /// One entry per text field that was compressed.
+    /// One entry per text field that was replaced, with its final text (trailer included).
     pub compressed: Vec<Compressed>,
     /// The tool the payload came from.
     pub tool_name: String,
+    /// The originals of the replaced text fields: the caller stores them before printing.
+    pub originals: Vec<Original>,
+}
+
+/// How a text field was replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// By the pipeline.
+    Compressed,
+    /// Session memory: one line, the output is the same as the earlier call's.
+    Unchanged,
+    /// Session memory: a diff against the earlier call's output.
+    Diff,
+}
+
+impl Kind {
+    /// The name in statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Compressed => "compressed",
+            Kind::Unchanged => "unchanged",
+            Kind::Diff => "diff",
+        }
+    }
+}
+
+/// A replaced text field's original, to store under its content id.
+#[derive(Clone, Debug)]
+pub struct Original {
+    /// [`store::id_of`] the text.
+    pub id: String,
+    /// The original text.
+    pub text: String,
+    /// How it was replaced.
+    pub kind: Kind,
+    /// The domain it was compressed as.
+    pub domain: Domain,
+    /// cl100k tokens of the original.
+    pub tokens_in: usize,
+    /// cl100k tokens of the replacement, trailer included.
+    pub tokens_out: usize,
+}
+
+/// Everything handling one payload decided.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The replacement, or `None`: print nothing.
+    pub reply: Option<Reply>,
+    /// Why nothing was replaced (the last text field's reason).
+    pub reason: Option<String>,
+    /// `session_id`.
+    pub session: String,
+    /// `tool_name`.
+    pub tool: String,
+    /// The Bash command or the file path, for statistics.
+    pub command: String,
+    /// Session memory to write once the reply is out: this key now has this content id.
+    pub remember: Option<(Key, String)>,
+}
+
+/// What the hook may read besides the payload. Without it, [`handle`] is pure.
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// The store of originals (session-memory diffs read the earlier output from it).
+    pub store: Store,
+    /// Session memory.
+    pub memory: Memory,
 }
 
 /// Handle one hook payload. `Ok(None)`: print nothing, Claude Code keeps the original.
+///
+/// Pure: nothing is read but the payload (and a persisted Bash output), nothing written;
+/// replaced outputs end with a trailer naming their content id, which the caller must
+/// store ([`Reply::originals`]) before printing the reply.
 pub fn handle(
     payload: &[u8],
     config: &Config,
     scorer: Option<&dyn Scorer>,
     deadline: Instant,
 ) -> Result<Option<Reply>> {
+    Ok(handle_with(payload, config, scorer, deadline, None)?.reply)
+}
+
+static KOMPRESS_SHOW: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?:^|[\s;&|(/'"`])kompress\s+show\b"#).expect("valid regex"));
+
+/// [`handle`], with session memory when `local` is given.
+pub fn handle_with(
+    payload: &[u8],
+    config: &Config,
+    scorer: Option<&dyn Scorer>,
+    deadline: Instant,
+    local: Option<&Local>,
+) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
     if config.disable {
-        return Ok(None);
+        outcome.reason = Some(Passthrough::Disabled.to_string());
+        return Ok(outcome);
     }
     let payload: Value = serde_json::from_slice(payload).context("payload is not JSON")?;
-    let Some(payload) = payload.as_object() else { bail!("payload is not a JSON object") };
-    if let Some(event) = payload.get("hook_event_name") {
-        if event.as_str() != Some("PostToolUse") {
-            return Ok(None);
-        }
+    let Some(payload) = payload.as_object() else {
+        bail!("payload is not a JSON object")
+    };
+    if let Some(event) = payload.get("hook_event_name")
+        && event.as_str() != Some("PostToolUse")
+    {
+        outcome.reason = Some("not PostToolUse".into());
+        return Ok(outcome);
     }
-    let tool_name = payload.get("tool_name").and_then(Value::as_str).unwrap_or("");
+    let field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
+    let tool_name = field("tool_name");
+    outcome.tool = tool_name.to_string();
+    outcome.session = field("session_id").to_string();
     let empty = Map::new();
-    let input = payload.get("tool_input").and_then(Value::as_object).unwrap_or(&empty);
-    let Some(response) = payload.get("tool_response") else { return Ok(None) };
+    let input = payload
+        .get("tool_input")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let str_of = |key: &str| input.get(key).and_then(Value::as_str);
+    outcome.command = str_of("command")
+        .or(str_of("file_path"))
+        .unwrap_or("")
+        .to_string();
+    let Some(response) = payload.get("tool_response") else {
+        outcome.reason = Some("no tool_response".into());
+        return Ok(outcome);
+    };
+    // `kompress show` prints an original on request: compressing it again would loop.
+    if tool_name == "Bash" && str_of("command").is_some_and(|c| KOMPRESS_SHOW.is_match(c)) {
+        outcome.reason = Some("kompress show".into());
+        return Ok(outcome);
+    }
     let hints = Hints {
         tool_name: Some(tool_name),
         command: str_of("command"),
         file_path: str_of("file_path"),
-        grep_mode: response.get("mode").and_then(Value::as_str).or(str_of("output_mode")),
+        grep_mode: response
+            .get("mode")
+            .and_then(Value::as_str)
+            .or(str_of("output_mode")),
     };
-    let mut job = Job { config, scorer, deadline, hints, compressed: Vec::new() };
+    let memory_key = match (local, str_of("command")) {
+        (Some(_), Some(command)) if config.session_memory && !outcome.session.is_empty() => {
+            Some(Key {
+                session: outcome.session.clone(),
+                agent: field("agent_id").to_string(),
+                tool: tool_name.to_string(),
+                cwd: field("cwd").to_string(),
+                command: command.to_string(),
+            })
+        }
+        _ => None,
+    };
+    let mut job = Job {
+        config,
+        scorer,
+        deadline,
+        hints,
+        local,
+        memory_key,
+        trailer: config.store_max_bytes > 0,
+        compressed: Vec::new(),
+        originals: Vec::new(),
+        reason: None,
+        remember: None,
+    };
     let mut updated = response.clone();
     let changed = match tool_name {
         "Bash" => job.bash(&mut updated)?,
@@ -79,10 +224,15 @@ pub fn handle(
         "WebFetch" => job.string_field(&mut updated, "result", None),
         "Agent" | "Task" => job.blocks_field(&mut updated),
         name if name.starts_with("mcp__") => job.mcp(&mut updated),
-        _ => false,
+        _ => {
+            job.reason = Some("unsupported tool".into());
+            false
+        }
     };
+    outcome.remember = job.remember.take();
     if !changed {
-        return Ok(None);
+        outcome.reason = Some(job.reason.take().unwrap_or_else(|| "no text".into()));
+        return Ok(outcome);
     }
     let json = json!({
         "hookSpecificOutput": {
@@ -90,11 +240,23 @@ pub fn handle(
             "updatedToolOutput": updated,
         }
     });
-    Ok(Some(Reply {
+    outcome.reply = Some(Reply {
         json: serde_json::to_string(&json)?,
         compressed: job.compressed,
         tool_name: tool_name.to_string(),
-    }))
+        originals: job.originals,
+    });
+    Ok(outcome)
+}
+
+/// The trailer of a replaced output: its size before and after, and how to get it back.
+pub fn trailer(tokens_in: usize, tokens_out: usize, id: &str) -> String {
+    passes::marker(&format!(
+        "{}→{} tokens · full output: kompress show {}",
+        thousands(tokens_in as u64),
+        thousands(tokens_out as u64),
+        store::short(id)
+    ))
 }
 
 /// The state of handling one payload: what to compress with, and what was compressed.
@@ -103,41 +265,218 @@ struct Job<'a> {
     scorer: Option<&'a dyn Scorer>,
     deadline: Instant,
     hints: Hints<'a>,
+    local: Option<&'a Local>,
+    memory_key: Option<Key>,
+    /// Add a trailer (the caller stores originals).
+    trailer: bool,
     compressed: Vec<Compressed>,
+    originals: Vec<Original>,
+    /// Why the last text was kept.
+    reason: Option<String>,
+    remember: Option<(Key, String)>,
 }
 
 impl Job<'_> {
     /// Compress one text; `None` means keep it.
-    fn text(&mut self, text: &str, domain: Option<Domain>, full_output: Option<&str>) -> Option<String> {
+    fn text(
+        &mut self,
+        text: &str,
+        domain: Option<Domain>,
+        full_output: Option<&str>,
+    ) -> Option<String> {
+        let room = if self.trailer { TRAILER_ROOM } else { 0 };
         let request = Request {
             text,
             hints: self.hints,
             domain,
-            max_output_chars: Some(self.config.max_output_chars),
+            max_output_chars: Some(self.config.max_output_chars.saturating_sub(room)),
             full_output,
         };
-        let result = pipeline::compress(&request, self.config, self.scorer, self.deadline).ok()?;
-        let text = result.text.clone();
+        match pipeline::compress(&request, self.config, self.scorer, self.deadline) {
+            Ok(result) => self.finish(text, None, result, Kind::Compressed),
+            Err(reason) => {
+                self.reason = Some(reason.to_string());
+                None
+            }
+        }
+    }
+
+    /// Add the trailer to a replacement of `original` and check that the whole still saves
+    /// what the pipeline promises; record it. `None` means keep the original.
+    fn finish(
+        &mut self,
+        original: &str,
+        id: Option<String>,
+        mut result: Compressed,
+        kind: Kind,
+    ) -> Option<String> {
+        if !self.trailer {
+            let text = result.text.clone();
+            self.compressed.push(result);
+            return Some(text);
+        }
+        let id = id.unwrap_or_else(|| store::id_of(original.as_bytes()));
+        let tokens_in = result.tokens_in;
+        // Compacted JSON keeps every key and value, and a trailer would make it invalid:
+        // the original is stored, the output stays JSON.
+        let lossless_json = kind == Kind::Compressed
+            && matches!(
+                result.text.trim_start().as_bytes().first(),
+                Some(b'{' | b'[')
+            )
+            && serde_json::from_str::<serde::de::IgnoredAny>(&result.text).is_ok();
+        let (text, tokens_out) = if kind == Kind::Unchanged || lossless_json {
+            (result.text.clone(), result.tokens_out)
+        } else {
+            let body = &result.text;
+            let newline = if body.ends_with('\n') || body.is_empty() {
+                ""
+            } else {
+                "\n"
+            };
+            let end = if original.ends_with('\n') { "\n" } else { "" };
+            let build =
+                |shown: usize| format!("{body}{newline}{}{end}", trailer(tokens_in, shown, &id));
+            // The trailer shows the final count, which depends on the trailer's own digits.
+            let mut shown =
+                result.tokens_out + tokens::count(&trailer(tokens_in, result.tokens_out, &id)) + 1;
+            let mut text = build(shown);
+            let mut count = tokens::count(&text);
+            for _ in 0..3 {
+                if count == shown {
+                    break;
+                }
+                shown = count;
+                text = build(shown);
+                count = tokens::count(&text);
+            }
+            (text, count)
+        };
+        let saved = tokens_in.saturating_sub(tokens_out);
+        let enough = saved > 0 && saved as f64 >= self.config.min_saving * tokens_in as f64;
+        if !enough || text.len() >= original.len() || text.len() > self.config.max_output_chars {
+            self.reason = Some(Passthrough::SmallSaving.to_string());
+            return None;
+        }
+        result.text = text.clone();
+        result.tokens_out = tokens_out;
+        self.originals.push(Original {
+            id,
+            text: original.to_string(),
+            kind,
+            domain: result.domain,
+            tokens_in,
+            tokens_out,
+        });
         self.compressed.push(result);
         Some(text)
     }
 
+    /// A Bash output: session memory first, then the pipeline.
+    fn bash_text(&mut self, text: &str, full_output: Option<&str>) -> Option<String> {
+        let Some(key) = self.memory_key.clone() else {
+            return self.text(text, None, full_output);
+        };
+        let Some(local) = self.local else {
+            return self.text(text, None, full_output);
+        };
+        let eligible = text.len() >= self.config.min_chars
+            && text.chars().count() >= self.config.min_chars
+            && !text.contains('\0')
+            && !text.lines().any(passes::is_marker);
+        if !eligible {
+            return self.text(text, None, full_output);
+        }
+        let id = store::id_of(text.as_bytes());
+        self.remember = Some((key.clone(), id.clone()));
+        let Some(previous) = local.memory.recall(&key) else {
+            return self.text(text, None, full_output);
+        };
+        let domain = domain::detect(&self.hints, text);
+        if previous.id == id {
+            let line = session::unchanged_line(&id);
+            let result = Compressed {
+                tokens_in: tokens::count(text),
+                tokens_out: tokens::count(&line),
+                text: line,
+                domain,
+                passes: Vec::new(),
+                model: false,
+            };
+            if let Some(new) = self.finish(text, Some(id.clone()), result, Kind::Unchanged) {
+                return Some(new);
+            }
+            return self.text(text, None, full_output);
+        }
+        // Edit copies exact text from file contents: never a diff in their place.
+        if domain == Domain::FileRead {
+            return self.text(text, None, full_output);
+        }
+        let normal = self.text(text, None, full_output);
+        let diff = local
+            .store
+            .get(&previous.id)
+            .ok()
+            .and_then(|old| String::from_utf8(old).ok())
+            .and_then(|old| session::diff(&previous.id, &old, text));
+        let Some(diff) = diff else { return normal };
+        if Instant::now() > self.deadline {
+            return normal;
+        }
+        let diff_tokens = tokens::count(&diff);
+        let (baseline, tokens_in) = match (&normal, self.compressed.last()) {
+            (Some(_), Some(last)) => (last.tokens_out, last.tokens_in),
+            _ => {
+                let n = tokens::count(text);
+                (n, n)
+            }
+        };
+        // Only a diff much smaller than the compressed output is worth its indirection.
+        if diff_tokens * 2 > baseline {
+            return normal;
+        }
+        if normal.is_some() {
+            self.compressed.pop();
+            self.originals.pop();
+        }
+        let result = Compressed {
+            text: diff,
+            domain,
+            tokens_in,
+            tokens_out: diff_tokens,
+            passes: Vec::new(),
+            model: false,
+        };
+        match self.finish(text, Some(id), result, Kind::Diff) {
+            Some(new) => Some(new),
+            None => self.text(text, None, full_output),
+        }
+    }
+
     /// Bash: `stdout`, or the full persisted output when Claude Code cut it.
     fn bash(&mut self, response: &mut Value) -> Result<bool> {
-        let Some(object) = response.as_object_mut() else { return Ok(false) };
+        let Some(object) = response.as_object_mut() else {
+            return Ok(false);
+        };
         if object.get("isImage").and_then(Value::as_bool) == Some(true) {
+            self.reason = Some("image".into());
             return Ok(false);
         }
-        let Some(stdout) = object.get("stdout").and_then(Value::as_str) else { return Ok(false) };
-        let persisted = object.get("persistedOutputPath").and_then(Value::as_str).map(str::to_string);
+        let Some(stdout) = object.get("stdout").and_then(Value::as_str) else {
+            return Ok(false);
+        };
+        let persisted = object
+            .get("persistedOutputPath")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let new = match &persisted {
             Some(path) => {
                 let full = read_persisted(path)?;
-                self.text(&full, None, Some(path))
+                self.bash_text(&full, Some(path))
             }
             None => {
                 let stdout = stdout.to_string();
-                self.text(&stdout, None, None)
+                self.bash_text(&stdout, None)
             }
         };
         let Some(new) = new else { return Ok(false) };
@@ -150,14 +489,22 @@ impl Job<'_> {
     }
 
     /// Read: `file.content` of a text read.
+    ///
+    /// No trailer and nothing stored: Claude Code numbers the content's lines as the
+    /// file's, so an extra line would be a line the file does not have, and the original
+    /// is the file itself (Read with `offset` and `limit` gives any part of it back).
     fn read(&mut self, response: &mut Value) -> bool {
         if response.get("type").and_then(Value::as_str) != Some("text") {
+            self.reason = Some("not text".into());
             return false;
         }
-        match response.get_mut("file") {
+        let trailer = std::mem::replace(&mut self.trailer, false);
+        let changed = match response.get_mut("file") {
             Some(file) => self.string_field(file, "content", Some(Domain::FileRead)),
             None => false,
-        }
+        };
+        self.trailer = trailer;
+        changed
     }
 
     /// Grep: `content` in content mode, the file list otherwise; counts are left alone.
@@ -190,7 +537,9 @@ impl Job<'_> {
 
     /// Replace the string at `object[key]`.
     fn string_field(&mut self, object: &mut Value, key: &str, domain: Option<Domain>) -> bool {
-        let Some(Value::String(text)) = object.get_mut(key) else { return false };
+        let Some(Value::String(text)) = object.get_mut(key) else {
+            return false;
+        };
         let current = std::mem::take(text);
         match self.text(&current, domain, None) {
             Some(new) => {
@@ -206,12 +555,16 @@ impl Job<'_> {
 
     /// Replace a list of paths at `object[key]` with its folded form, one entry a line.
     fn list_field(&mut self, object: &mut Value, key: &str) -> bool {
-        let Some(Value::Array(items)) = object.get_mut(key) else { return false };
+        let Some(Value::Array(items)) = object.get_mut(key) else {
+            return false;
+        };
         let Some(names) = items.iter().map(Value::as_str).collect::<Option<Vec<_>>>() else {
             return false;
         };
         let joined = names.join("\n");
-        let Some(new) = self.text(&joined, Some(Domain::FileList), None) else { return false };
+        let Some(new) = self.text(&joined, Some(Domain::FileList), None) else {
+            return false;
+        };
         *items = new.lines().map(|l| Value::String(l.to_string())).collect();
         true
     }
@@ -227,7 +580,9 @@ impl Job<'_> {
 
     /// Every `{"type":"text","text":…}` block of an array.
     fn blocks(&mut self, blocks: &mut Value) -> bool {
-        let Some(blocks) = blocks.as_array_mut() else { return false };
+        let Some(blocks) = blocks.as_array_mut() else {
+            return false;
+        };
         let mut changed = false;
         for block in blocks {
             if block.get("type").and_then(Value::as_str) == Some("text") {
@@ -285,7 +640,16 @@ mod tests {
         let updated = &out["hookSpecificOutput"]["updatedToolOutput"];
         assert_eq!(out["hookSpecificOutput"]["hookEventName"], "PostToolUse");
         let keys: Vec<_> = updated.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["stdout", "stderr", "interrupted", "isImage", "noOutputExpected"]);
+        assert_eq!(
+            keys,
+            [
+                "stdout",
+                "stderr",
+                "interrupted",
+                "isImage",
+                "noOutputExpected"
+            ]
+        );
         assert!(updated["stdout"].as_str().unwrap().len() < noisy().len());
     }
 
@@ -301,7 +665,9 @@ mod tests {
                               "persistedOutputPath": path, "persistedOutputSize": 123}
         }))
         .expect("compressed");
-        let updated = out["hookSpecificOutput"]["updatedToolOutput"].as_object().unwrap();
+        let updated = out["hookSpecificOutput"]["updatedToolOutput"]
+            .as_object()
+            .unwrap();
         assert!(!updated.contains_key("persistedOutputPath"));
         assert!(!updated.contains_key("persistedOutputSize"));
         assert!(updated["stdout"].as_str().unwrap().contains("done in 3.2s"));
@@ -327,14 +693,137 @@ mod tests {
     }
 
     #[test]
+    fn replaced_outputs_end_with_a_trailer_that_counts_itself() {
+        let payload = json!({"tool_name": "Bash", "tool_input": {"command": "make"},
+                             "tool_response": {"stdout": noisy(), "stderr": "", "interrupted": false}});
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let reply = handle(&bytes, &Config::default(), None, deadline)
+            .unwrap()
+            .unwrap();
+        let out: Value = serde_json::from_str(&reply.json).unwrap();
+        let stdout = out["hookSpecificOutput"]["updatedToolOutput"]["stdout"]
+            .as_str()
+            .unwrap();
+        let id = store::id_of(noisy().as_bytes());
+        let last = stdout.lines().last().unwrap();
+        let tokens_in = tokens::count(&noisy());
+        assert_eq!(
+            last,
+            trailer(tokens_in, tokens::count(stdout), &id),
+            "{stdout}"
+        );
+        assert!(last.ends_with(&format!(
+            "full output: kompress show {}]",
+            &id[..store::SHOWN_ID_LEN]
+        )));
+        assert!(stdout.ends_with("]\n"));
+        assert_eq!(reply.originals.len(), 1);
+        assert_eq!(reply.originals[0].text, noisy());
+        assert_eq!(reply.compressed[0].tokens_out, tokens::count(stdout));
+        // No store, no trailer.
+        let config = Config {
+            store_max_bytes: 0,
+            ..Config::default()
+        };
+        let reply = handle(&bytes, &config, None, deadline).unwrap().unwrap();
+        assert!(!reply.json.contains("kompress show"));
+    }
+
+    #[test]
+    fn kompress_show_is_never_compressed() {
+        for command in [
+            "kompress show 3f9a2c1b0e",
+            "~/.local/bin/kompress show 3f9a --grep x",
+            "cd /x && kompress  show ab12 | head",
+        ] {
+            let out = hook(
+                json!({"tool_name": "Bash", "tool_input": {"command": command},
+                                  "tool_response": {"stdout": noisy(), "stderr": "", "interrupted": false}}),
+            );
+            assert!(out.is_none(), "{command}");
+        }
+    }
+
+    #[test]
+    fn session_memory_unchanged_then_diff() {
+        let home = tempfile::tempdir().unwrap();
+        let local = Local {
+            store: Store::new(home.path().join("originals"), 1 << 20, 7),
+            memory: Memory::new(home.path().join("sessions"), 7),
+        };
+        let config = Config::default();
+        let run = |stdout: &str, session: &str| {
+            let payload = json!({"session_id": session, "cwd": "/r", "tool_name": "Bash",
+                                 "tool_input": {"command": "make"},
+                                 "tool_response": {"stdout": stdout, "stderr": "", "interrupted": false}});
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let outcome = handle_with(&bytes, &config, None, deadline, Some(&local)).unwrap();
+            // What hook mode does after printing.
+            if let Some(reply) = &outcome.reply {
+                for original in &reply.originals {
+                    local
+                        .store
+                        .put(&original.id, original.text.as_bytes())
+                        .unwrap();
+                }
+            }
+            if let Some((key, id)) = &outcome.remember {
+                local.memory.remember(key, id).unwrap();
+            }
+            outcome.reply.map(|r| {
+                let v: Value = serde_json::from_str(&r.json).unwrap();
+                let text = v["hookSpecificOutput"]["updatedToolOutput"]["stdout"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                (r.originals[0].kind, text)
+            })
+        };
+        let first = noisy();
+        let id = store::id_of(first.as_bytes());
+        assert_eq!(run(&first, "s1").unwrap().0, Kind::Compressed);
+        let (kind, text) = run(&first, "s1").unwrap();
+        assert_eq!(kind, Kind::Unchanged);
+        assert_eq!(text, session::unchanged_line(&id));
+        // Another session has not seen it.
+        assert_eq!(run(&first, "s2").unwrap().0, Kind::Compressed);
+        // One line changed: a diff against the first output, which rebuilds the second.
+        let mut lines: Vec<String> = (0..300)
+            .map(|i| format!("compiled unit {i} of the workspace in {}ms", i * 7 % 13))
+            .collect();
+        let before = lines.join("\n") + "\n";
+        assert_eq!(run(&before, "s3").unwrap().0, Kind::Compressed);
+        lines[150] = "error[E0308]: mismatched types at src/unit.rs:150:9".into();
+        let after = lines.join("\n") + "\n";
+        let (kind, text) = run(&after, "s3").unwrap();
+        assert_eq!(kind, Kind::Diff, "{text}");
+        assert!(text.starts_with(&session::diff_header(&store::id_of(before.as_bytes()))));
+        let body: String = text
+            .lines()
+            .skip(1)
+            .filter(|l| !passes::is_marker(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(crate::linediff::apply(&before, &body).unwrap(), after);
+        assert!(text.contains("+error[E0308]: mismatched types at src/unit.rs:150:9\n"));
+    }
+
+    #[test]
     fn mcp_string_and_blocks() {
         let doc = serde_json::to_string_pretty(&json!({"items": (0..40).map(|i| json!({"id": i, "name": format!("n{i}")})).collect::<Vec<_>>()})).unwrap();
-        let out = hook(json!({"tool_name": "mcp__x__list", "tool_response": [{"type": "text", "text": doc}]}))
-            .expect("compressed");
-        let text = out["hookSpecificOutput"]["updatedToolOutput"][0]["text"].as_str().unwrap();
+        let out = hook(
+            json!({"tool_name": "mcp__x__list", "tool_response": [{"type": "text", "text": doc}]}),
+        )
+        .expect("compressed");
+        let text = out["hookSpecificOutput"]["updatedToolOutput"][0]["text"]
+            .as_str()
+            .unwrap();
         let original: Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(serde_json::from_str::<Value>(text).unwrap(), original);
-        let out = hook(json!({"tool_name": "mcp__x__list", "tool_response": doc})).expect("compressed");
+        let out =
+            hook(json!({"tool_name": "mcp__x__list", "tool_response": doc})).expect("compressed");
         assert!(out["hookSpecificOutput"]["updatedToolOutput"].is_string());
     }
 }

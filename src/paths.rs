@@ -2,7 +2,7 @@
 //!
 //! `KOMPRESS_HOME` puts every directory under one folder (tests, portable installs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
 
@@ -57,5 +57,95 @@ impl Dirs {
     /// The installed default model directory.
     pub fn model_dir(&self) -> PathBuf {
         self.data.join("model")
+    }
+
+    /// The store of originals (`kompress show`), see [`crate::store`].
+    pub fn store_dir(&self) -> PathBuf {
+        self.cache.join("originals")
+    }
+
+    /// The statistics events (JSON Lines), see [`crate::stats`].
+    pub fn events_file(&self) -> PathBuf {
+        self.state.join("events.jsonl")
+    }
+
+    /// Session memory, see [`crate::session`].
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.state.join("sessions")
+    }
+}
+
+/// Create `dir` (and its parents) readable by the user only, and make an existing one so.
+///
+/// Tool outputs can hold secrets: every directory kompress keeps them in is 0700.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir)?;
+        let meta = std::fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir)
+}
+
+/// Options that create a file readable and writable by the user only (0600).
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Write `bytes` to `path` atomically (a private temporary file, then a rename), so that
+/// a concurrent reader sees the old content or the new one, never a mix.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{name}-{}-{nanos}-{n}", std::process::id()));
+    let result = (|| {
+        let mut file = private_file_options().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Take an exclusive flock(2) on `file`; false when `wait` is false and another process
+/// holds it. The lock is released when the file is closed.
+#[cfg(unix)]
+pub fn lock_exclusive(file: &std::fs::File, wait: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let flags = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    loop {
+        // SAFETY: flock(2) on a file descriptor borrowed for the call; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), flags) };
+        if rc == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
     }
 }

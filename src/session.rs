@@ -1,0 +1,272 @@
+//! Session memory: when a Bash command prints, in the same Claude Code session, what it
+//! printed before, the agent gets one line saying so, or only the lines that changed.
+//!
+//! Keyed by (session, subagent, working directory, command): a subagent has a context of
+//! its own and never saw the main agent's outputs, and `ls` in two directories is two
+//! commands. A record holds the content id of the last output ([`crate::store::id_of`]);
+//! the output itself is in the store (when it was replaced) and diffs are computed against
+//! it there, so a diff always names the exact original it applies to.
+//!
+//! Records are small files written with a rename, one per key, under
+//! `sessions/<session hash>/` in the state directory (0700, files 0600): parallel hooks
+//! read an old record or a new one, never a torn one, and the last writer wins. Whatever
+//! record a hook reads, its reply is correct against the original that record names.
+//!
+//! Only Bash takes part:
+//! - Read: Claude Code itself answers an unchanged re-read with `file_unchanged`, and Edit
+//!   copies exact text from what Read showed, so a diff in place of a file is unsafe.
+//! - Bash outputs detected as file contents (`cat src/x.rs`) get "unchanged" but never a
+//!   diff, for the same reason.
+//! - Grep, Glob, WebFetch, Agent and MCP outputs are answers to a question whose inputs
+//!   are not the command line; they are compressed as usual.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::passes;
+use crate::paths;
+use crate::store;
+
+/// Context lines around each change in a session-memory diff.
+pub const DIFF_CONTEXT: usize = 1;
+
+/// A diff with more changed lines than this is not worth computing.
+pub const MAX_DIFF_EDITS: usize = 400;
+
+/// Outputs with more lines than this are not diffed (the diff's cost grows with them).
+pub const MAX_DIFF_LINES: usize = 50_000;
+
+/// Which repeated call this is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Key {
+    /// Claude Code's `session_id`.
+    pub session: String,
+    /// `agent_id` inside a subagent, empty in the main agent.
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// The working directory.
+    pub cwd: String,
+    /// The command.
+    pub command: String,
+}
+
+/// What session memory holds for a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The content id of the last output.
+    pub id: String,
+    /// When it was recorded, seconds since the epoch.
+    pub ts: u64,
+}
+
+/// Session memory in one directory.
+#[derive(Clone, Debug)]
+pub struct Memory {
+    dir: PathBuf,
+    retention: Duration,
+}
+
+fn hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    store::hex(&hasher.finalize())
+}
+
+impl Memory {
+    /// Session memory in `dir`; sessions older than `retention_days` are deleted.
+    pub fn new(dir: PathBuf, retention_days: u64) -> Memory {
+        Memory {
+            dir,
+            retention: Duration::from_secs(retention_days.saturating_mul(86_400)),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn session_dir(&self, key: &Key) -> PathBuf {
+        self.dir.join(&hash(&[&key.session])[..24])
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        let name = hash(&[&key.agent, &key.tool, &key.cwd, &key.command]);
+        self.session_dir(key).join(&name[..32])
+    }
+
+    /// The record for `key`, if any.
+    pub fn recall(&self, key: &Key) -> Option<Record> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Record that `key` last printed the output with content id `id`.
+    pub fn remember(&self, key: &Key, id: &str) -> Result<()> {
+        let session_dir = self.session_dir(key);
+        let new_session = !session_dir.exists();
+        paths::ensure_private_dir(&session_dir)
+            .with_context(|| format!("cannot create {}", session_dir.display()))?;
+        let record = Record {
+            id: id.to_string(),
+            ts: store::now_secs(),
+        };
+        let path = self.path(key);
+        paths::write_private_atomic(&path, &serde_json::to_vec(&record)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if new_session {
+            // A session's first call: a good moment to forget expired ones.
+            self.sweep();
+        }
+        Ok(())
+    }
+
+    /// Delete the sessions not written to within the retention period.
+    pub fn sweep(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let expired = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > self.retention);
+            if expired && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// The line that replaces an output identical to the earlier one.
+pub fn unchanged_line(id: &str) -> String {
+    passes::marker(&format!(
+        "output unchanged since the earlier identical call in this session · full output: kompress show {}",
+        store::short(id)
+    ))
+}
+
+/// The first line of a session-memory diff.
+pub fn diff_header(previous_id: &str) -> String {
+    passes::marker(&format!(
+        "output changed since the earlier identical call in this session (kompress show {}); \
+         only the changed lines follow, as a unified diff of the full outputs",
+        store::short(previous_id)
+    ))
+}
+
+/// The diff body replacing `new`, given the earlier output `old` (`None`: not worth it).
+pub fn diff(previous_id: &str, old: &str, new: &str) -> Option<String> {
+    if old.lines().count() > MAX_DIFF_LINES || new.lines().count() > MAX_DIFF_LINES {
+        return None;
+    }
+    let diff = crate::linediff::unified(old, new, DIFF_CONTEXT, MAX_DIFF_EDITS)?;
+    if diff.is_empty() {
+        return None;
+    }
+    Some(format!("{}\n{diff}", diff_header(previous_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(command: &str) -> Key {
+        Key {
+            session: "s1".into(),
+            tool: "Bash".into(),
+            cwd: "/r".into(),
+            command: command.into(),
+            ..Key::default()
+        }
+    }
+
+    #[test]
+    fn remember_and_recall_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().join("sessions"), 7);
+        assert_eq!(memory.recall(&key("ls")), None);
+        memory.remember(&key("ls"), "ab12").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "ab12");
+        assert_eq!(memory.recall(&key("ls -la")), None);
+        assert_eq!(
+            memory.recall(&Key {
+                agent: "a1".into(),
+                ..key("ls")
+            }),
+            None
+        );
+        assert_eq!(
+            memory.recall(&Key {
+                session: "s2".into(),
+                ..key("ls")
+            }),
+            None
+        );
+        memory.remember(&key("ls"), "cd34").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "cd34");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(memory.dir()), 0o700);
+        assert_eq!(mode(&memory.path(&key("ls"))), 0o600);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().to_path_buf(), 1);
+        memory.remember(&key("ls"), "ab").unwrap();
+        memory
+            .remember(
+                &Key {
+                    session: "s2".into(),
+                    ..key("ls")
+                },
+                "cd",
+            )
+            .unwrap();
+        assert_eq!(memory.sweep(), 0);
+        let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        std::fs::File::open(memory.session_dir(&key("ls")))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(memory.sweep(), 1);
+        assert_eq!(
+            memory
+                .recall(&Key {
+                    session: "s2".into(),
+                    ..key("ls")
+                })
+                .unwrap()
+                .id,
+            "cd"
+        );
+        assert_eq!(memory.recall(&key("ls")), None);
+    }
+
+    #[test]
+    fn diff_names_the_earlier_original() {
+        let old: String = (0..50).map(|i| format!("test t{i} ... ok\n")).collect();
+        let new = old.replace("test t7 ... ok", "test t7 ... FAILED");
+        let body = diff(&"f".repeat(64), &old, &new).unwrap();
+        assert!(body.starts_with("[kompress: output changed since the earlier identical call in this session (kompress show ffffffffff)"));
+        assert!(
+            body.contains("-test t7 ... ok\n+test t7 ... FAILED\n"),
+            "{body}"
+        );
+        assert_eq!(diff("f", &old, &old), None);
+        assert!(unchanged_line(&"a".repeat(64)).ends_with("kompress show aaaaaaaaaa]"));
+    }
+}
