@@ -114,6 +114,13 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 1000)]
         heretic: usize,
     },
+    /// Convert a Hugging Face checkpoint into a model directory, or describe one.
+    Model {
+        #[command(subcommand)]
+        command: crate::model::convert::ModelCommand,
+    },
+    /// Benchmark the model runtime: load time, tokens/s, cold start and memory.
+    Bench(crate::model::bench::BenchArgs),
 }
 
 /// Parse the arguments and run. The process's exit code.
@@ -140,6 +147,8 @@ pub fn main() -> ExitCode {
             let options = eval::Options { corpus, limit, json, examples, report: report_dir, heretic };
             report(eval::main(&options))
         }
+        Some(Command::Model { command }) => report(crate::model::convert::main(command)),
+        Some(Command::Bench(args)) => report(crate::model::bench::cli_main(args)),
     }
 }
 

@@ -319,3 +319,112 @@ fn reads_stay_line_for_line() {
     assert_eq!(lines[1200], "    let value_300 = compute(input, 300);");
     assert!(lines[600].starts_with("[kompress: this line and the next 299"), "{}", lines[600]);
 }
+
+/// kompress never talks to the network: the binary imports no function that opens, names
+/// or resolves a network endpoint. (`sendmsg` and `socketpair` are there: the standard
+/// library's process spawning passes a pidfd over a local socket pair.)
+#[test]
+fn binary_imports_no_network_functions() {
+    let Ok(output) = Command::new("nm").args(["-D", "--undefined-only", env!("CARGO_BIN_EXE_kompress")]).output() else {
+        eprintln!("nm not found (binutils): skipped");
+        return;
+    };
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let symbols = String::from_utf8_lossy(&output.stdout);
+    assert!(symbols.contains("write"), "nm saw no imports: {symbols}");
+    for name in ["socket", "connect", "getaddrinfo", "gethostbyname", "sendto", "bind", "listen", "accept"] {
+        assert!(
+            !symbols.split_whitespace().any(|s| s == name || s.starts_with(&format!("{name}@"))),
+            "the binary imports {name}"
+        );
+    }
+}
+
+/// And at run time: no network system call in hook, pipe or wrapper mode.
+#[test]
+fn no_network_system_calls() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("strace not found: skipped");
+        return;
+    }
+    let env = Env::new();
+    let trace = env.home.path().join("trace");
+    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    for args in [&["hook"][..], &[][..], &["run", "--", "sh", "-c", "echo hi"][..]] {
+        let mut command = env.command(&[]);
+        let mut all = vec!["-f", "-qq", "-e", "trace=%network", "-e", "signal=none", "-o", trace.to_str().unwrap(), env!("CARGO_BIN_EXE_kompress")];
+        all.extend_from_slice(args);
+        let program = std::mem::replace(&mut command, Command::new("strace"));
+        command.args(&all).env_clear().envs(program.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        let output = env.run_with(command, &input);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let calls = std::fs::read_to_string(&trace).unwrap_or_default();
+        // Spawning a child uses a local socket pair; anything that reaches out is a failure.
+        let reaching_out: Vec<&str> = calls
+            .lines()
+            .filter(|l| ["connect(", "bind(", "listen(", "accept", "sendto(", "AF_INET", "AF_NETLINK"].iter().any(|p| l.contains(p)))
+            .collect();
+        assert!(reaching_out.is_empty(), "{args:?} made network calls:\n{calls}");
+    }
+}
+
+#[test]
+fn a_five_megabyte_line_and_an_unwritable_cache_fail_open() {
+    let env = Env::new();
+    let line = "x".repeat(5 << 20);
+    let response = json!({"stdout": line, "stderr": "", "interrupted": false});
+    let output = env.run(&["hook"], &payload("Bash", json!({"command": "cat blob"}), response.clone()));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty());
+    if !output.stdout.is_empty() {
+        let updated = assert_replaced("Bash", &response, &output);
+        assert!(updated["stdout"].as_str().unwrap().len() <= 30_000);
+    }
+    // The cache directory cannot be created (a file stands where it should be): the hook
+    // must not lose the output, so it passes it through. (Root ignores permission bits, so
+    // a read-only directory would prove nothing here.)
+    let env = Env::new();
+    let home = env.home.path().join("kompress");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("cache"), b"not a directory").unwrap();
+    std::fs::write(home.join("state"), b"not a directory").unwrap();
+    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    assert_passthrough(&env.run(&["hook"], &input));
+}
+
+/// 64 hooks at once on large inputs: every one exits 0 with a valid reply or nothing, and
+/// each finishes near its deadline at worst.
+#[test]
+fn sixty_four_hooks_at_once() {
+    let env = Env::new();
+    let mut children = Vec::new();
+    let start = Instant::now();
+    for i in 0..64 {
+        let text: String = (0..4000).map(|j| format!("[{i}] step {j} of the batch job finished in {}ms\n", j % 17)).collect();
+        let response = json!({"stdout": text, "stderr": "", "interrupted": false});
+        let input = payload("Bash", json!({"command": format!("job {i}")}), response.clone());
+        let mut command = env.command(&["hook"]);
+        command.env("KOMPRESS_DEADLINE_MS", "2000");
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+        children.push((child, response));
+    }
+    let mut replaced = 0;
+    for (child, response) in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        if !output.stdout.is_empty() {
+            assert_replaced("Bash", &response, &output);
+            replaced += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    eprintln!("64 hooks: {replaced} replaced, {elapsed:?} in all");
+    // 64 processes share 2 cores here; each gives up at its 2 s deadline, so the whole
+    // batch is bounded by the deadline times the oversubscription, with a wide margin.
+    assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
+}

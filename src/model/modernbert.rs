@@ -14,14 +14,17 @@
 //! only the keys their window can reach, so their cost is O(n · window), not O(n²).
 //!
 //! Weight names are the ones `save_pretrained` writes (`model.layers.{i}.attn.Wqkv.weight`,
-//! …), so checkpoints load unchanged. Everything runs in F32: the parity fixtures are F32,
-//! and quantized linears come later.
+//! …), so checkpoints load unchanged. Weights come from F32 safetensors (a candle
+//! `VarBuilder`) or a memory-mapped GGUF file whose Q8_0 matrices are used in place
+//! ([`super::weights`]); activations are F32 either way.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
+
+use super::weights::{Emb, Lin, Weights};
 use serde::Deserialize;
 
 /// Additive mask value for keys a query must not see. Finite (unlike `-inf`) so a row whose
@@ -313,7 +316,7 @@ pub fn load_safetensors<P: AsRef<Path>>(
     unsafe { VarBuilder::from_mmaped_safetensors(paths, DType::F32, device) }
 }
 
-fn layer_norm(size: usize, eps: f64, bias: bool, vb: VarBuilder) -> Result<LayerNorm> {
+fn layer_norm(size: usize, eps: f64, bias: bool, vb: Weights) -> Result<LayerNorm> {
     let weight = vb.get(size, "weight")?;
     Ok(if bias {
         LayerNorm::new(weight, vb.get(size, "bias")?, eps)
@@ -419,19 +422,19 @@ fn plan_local_blocks(
 }
 
 struct Attention {
-    wqkv: Linear,
-    wo: Linear,
+    wqkv: Lin,
+    wo: Lin,
     num_heads: usize,
     head_dim: usize,
     kind: AttentionKind,
 }
 
 impl Attention {
-    fn load(cfg: &Config, kind: AttentionKind, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &Config, kind: AttentionKind, vb: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
-            wqkv: candle_nn::linear_b(h, 3 * h, cfg.attention_bias, vb.pp("Wqkv"))?,
-            wo: candle_nn::linear_b(h, h, cfg.attention_bias, vb.pp("Wo"))?,
+            wqkv: vb.pp("Wqkv").linear(h, 3 * h, cfg.attention_bias)?,
+            wo: vb.pp("Wo").linear(h, h, cfg.attention_bias)?,
             num_heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
             kind,
@@ -496,17 +499,17 @@ fn attend(
 
 /// GeGLU feed-forward: `Wi` produces input and gate halves.
 struct Mlp {
-    wi: Linear,
-    wo: Linear,
+    wi: Lin,
+    wo: Lin,
     act: Activation,
 }
 
 impl Mlp {
-    fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &Config, vb: Weights) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            wi: candle_nn::linear_b(h, 2 * i, cfg.mlp_bias, vb.pp("Wi"))?,
-            wo: candle_nn::linear_b(i, h, cfg.mlp_bias, vb.pp("Wo"))?,
+            wi: vb.pp("Wi").linear(h, 2 * i, cfg.mlp_bias)?,
+            wo: vb.pp("Wo").linear(i, h, cfg.mlp_bias)?,
             act: cfg.hidden_activation,
         })
     }
@@ -528,7 +531,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(cfg: &Config, index: usize, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &Config, index: usize, vb: Weights) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.norm_eps);
         let attn_norm = if index == 0 {
             None
@@ -555,7 +558,7 @@ impl Layer {
 
 /// The bare encoder (`ModernBertModel`): ids to final-normed hidden states.
 pub struct ModernBert {
-    tok_embeddings: Embedding,
+    tok_embeddings: Emb,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
     final_norm: LayerNorm,
@@ -575,19 +578,20 @@ pub struct HiddenStates {
 impl ModernBert {
     /// Loads from `vb` positioned at the encoder's prefix (`model` in a
     /// `ModernBertForTokenClassification` checkpoint, nothing in a bare `ModernBertModel`).
-    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load<'a>(cfg: &Config, vb: impl Into<Weights<'a>>) -> Result<Self> {
+        let vb: Weights = vb.into();
         let (h, eps) = (cfg.hidden_size, cfg.norm_eps);
         let emb = vb.pp("embeddings");
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(cfg, i, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            tok_embeddings: candle_nn::embedding(cfg.vocab_size, h, emb.pp("tok_embeddings"))?,
+            tok_embeddings: emb.pp("tok_embeddings").embedding(cfg.vocab_size, h)?,
             embed_norm: layer_norm(h, eps, cfg.norm_bias, emb.pp("norm"))?,
             layers,
             final_norm: layer_norm(h, eps, cfg.norm_bias, vb.pp("final_norm"))?,
             cfg: cfg.clone(),
-            device: vb.device().clone(),
+            device: vb.device(),
         })
     }
 
@@ -648,23 +652,27 @@ impl ModernBert {
 /// `head.dense → act → head.norm → classifier` per token.
 pub struct ModernBertForTokenClassification {
     model: ModernBert,
-    dense: Linear,
+    dense: Lin,
     act: Activation,
     norm: LayerNorm,
-    classifier: Linear,
+    classifier: Lin,
 }
 
 impl ModernBertForTokenClassification {
     /// Loads a `save_pretrained` checkpoint (encoder under `model.`).
-    pub fn load(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load<'a>(cfg: &Config, vb: impl Into<Weights<'a>>) -> Result<Self> {
+        let vb: Weights = vb.into();
         let h = cfg.hidden_size;
         Ok(Self {
             model: ModernBert::load(cfg, vb.pp("model"))?,
-            dense: candle_nn::linear_b(h, h, cfg.classifier_bias, vb.pp("head").pp("dense"))?,
+            dense: vb
+                .pp("head")
+                .pp("dense")
+                .linear(h, h, cfg.classifier_bias)?,
             act: cfg.classifier_activation,
             norm: layer_norm(h, cfg.norm_eps, cfg.norm_bias, vb.pp("head").pp("norm"))?,
             // transformers always gives the classifier a bias, whatever `classifier_bias` says.
-            classifier: candle_nn::linear(h, cfg.num_labels(), vb.pp("classifier"))?,
+            classifier: vb.pp("classifier").linear(h, cfg.num_labels(), true)?,
         })
     }
 
@@ -689,7 +697,7 @@ impl ModernBertForTokenClassification {
 /// (`encoder_state_dict`, `token_head_state_dict`, `span_conv_state_dict`) into one file.
 pub struct KompressDual {
     encoder: ModernBert,
-    token_head: Linear,
+    token_head: Lin,
     conv0: Conv1d,
     conv2: Conv1d,
 }
@@ -705,7 +713,7 @@ pub struct DualOutput {
 }
 
 /// A same-length Conv1d: kernel size is read from the weight, padding is `(k − 1) / 2`.
-fn same_conv1d(in_channels: usize, vb: VarBuilder) -> Result<Conv1d> {
+fn same_conv1d(in_channels: usize, vb: Weights) -> Result<Conv1d> {
     let weight = vb.get_unchecked("weight")?;
     let (out_channels, w_in, kernel) = weight.dims3()?;
     if w_in != in_channels || kernel % 2 == 0 {
@@ -726,7 +734,12 @@ fn same_conv1d(in_channels: usize, vb: VarBuilder) -> Result<Conv1d> {
 impl KompressDual {
     /// Loads from `vb` at the checkpoint root; `encoder_prefix` is where the `ModernBertModel`
     /// weights live (`"encoder"` for the flattened layout described on the type).
-    pub fn load(cfg: &Config, encoder_prefix: &str, vb: VarBuilder) -> Result<Self> {
+    pub fn load<'a>(
+        cfg: &Config,
+        encoder_prefix: &str,
+        vb: impl Into<Weights<'a>>,
+    ) -> Result<Self> {
+        let vb: Weights = vb.into();
         let h = cfg.hidden_size;
         let encoder_vb = if encoder_prefix.is_empty() {
             vb.clone()
@@ -737,7 +750,7 @@ impl KompressDual {
         let channels = conv0.weight().dim(0)?;
         Ok(Self {
             encoder: ModernBert::load(cfg, encoder_vb)?,
-            token_head: candle_nn::linear(h, 2, vb.pp("token_head"))?,
+            token_head: vb.pp("token_head").linear(h, 2, true)?,
             conv0,
             conv2: same_conv1d(channels, vb.pp("span_conv").pp("2"))?,
         })

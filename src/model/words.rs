@@ -22,6 +22,7 @@ use candle_core::{Device, IndexOp, Tensor};
 
 use super::modernbert::{Config, KompressDual, ModernBertForTokenClassification, load_safetensors};
 use super::tokenizer::Tokenizer;
+use super::weights::Weights;
 use crate::scorer::Scorer;
 
 /// The longest chunk, in tokens including `[CLS]` and `[SEP]` (ModernBERT's training length
@@ -177,7 +178,7 @@ fn keep_label(cfg: &Config) -> Result<usize> {
 }
 
 impl ModelScorer {
-    /// Loads `dir/config.json`, `dir/model.safetensors` and the tokenizer
+    /// Loads `dir/config.json`, `dir/model.q8_0.gguf` (else `dir/model.safetensors`) and the tokenizer
     /// ([`Tokenizer::from_model_dir`]). A checkpoint with `token_head.weight` is the Kompress
     /// dual head (encoder under `encoder.`); otherwise a `ModernBertForTokenClassification`.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -188,11 +189,26 @@ impl ModelScorer {
     /// Like [`Self::load`] with another sub-token encoder (tests use one that fits a tiny
     /// fixture vocabulary).
     pub fn load_with_encoder(dir: &Path, encoder: Box<dyn WordEncoder>) -> Result<Self> {
+        let gguf = dir.join(super::GGUF_FILE);
+        if gguf.is_file() {
+            return Self::load_weights(dir, &gguf, encoder);
+        }
+        Self::load_weights(dir, &dir.join(super::SAFETENSORS_FILE), encoder)
+    }
+
+    /// Loads `dir/config.json` with the weights in `weights`: a GGUF file (Q8_0 matrices used
+    /// in place from the mapping) or F32 safetensors.
+    pub fn load_weights(dir: &Path, weights: &Path, encoder: Box<dyn WordEncoder>) -> Result<Self> {
+        super::tune_allocator();
         let cfg = Config::from_file(&dir.join("config.json"))?;
         let device = Device::Cpu;
-        let weights = dir.join("model.safetensors");
-        let vb = load_safetensors(&[&weights], &device)
-            .with_context(|| format!("loading {}", weights.display()))?;
+        let vb: Weights = if weights.extension().is_some_and(|e| e == "gguf") {
+            Weights::open_gguf(weights)?
+        } else {
+            load_safetensors(&[weights], &device)
+                .with_context(|| format!("loading {}", weights.display()))?
+                .into()
+        };
         let (head, kind) = if vb.contains_tensor("token_head.weight") {
             (
                 Head::Dual(KompressDual::load(&cfg, "encoder", vb)?),
@@ -211,7 +227,7 @@ impl ModelScorer {
             "ModernBERT {kind} ({} layers, hidden {}) from {}",
             cfg.num_hidden_layers,
             cfg.hidden_size,
-            dir.display()
+            weights.display()
         );
         Ok(Self {
             head,

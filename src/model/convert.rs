@@ -1,0 +1,264 @@
+//! `kompress model convert` and `kompress model info`.
+//!
+//! `convert` turns a Hugging Face checkpoint directory (`config.json`, `model.safetensors`,
+//! `tokenizer.json`) into the directory kompress loads: `config.json` and `tokenizer.json`
+//! copied, `tokenizer.ktok` compiled ([`super::tokenizer::compile_file`]) and
+//! `model.q8_0.gguf`: the big matrices (embeddings, `Wqkv`, `Wo`, `Wi`, `head.dense`) as Q8_0,
+//! norms, biases, small heads and convolutions as F32.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use serde_json::json;
+
+use super::gguf::{self, GgufFile, TensorType, Value, WriteTensor};
+use super::modernbert::Config;
+use super::quant::{BLOCK, quantize_q8_0};
+use super::tokenizer::{COMPILED_FILE, compile_file};
+use super::{GGUF_FILE, SAFETENSORS_FILE};
+
+/// Smallest matrix worth quantizing; smaller ones (classifier rows) stay F32.
+const MIN_QUANT_ELEMENTS: usize = 4096;
+
+/// Whether a tensor is stored as Q8_0.
+pub fn quantizes(name: &str, shape: &[usize]) -> bool {
+    shape.len() == 2
+        && shape[1].is_multiple_of(BLOCK)
+        && shape[0] * shape[1] >= MIN_QUANT_ELEMENTS
+        && name.ends_with(".weight")
+        && !name.contains("norm")
+        && !name.starts_with("classifier")
+        && !name.starts_with("token_head")
+}
+
+/// Writes the GGUF file for `tensors` (F32 values by name).
+pub fn write_gguf(
+    path: &Path,
+    cfg_json: &str,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<(usize, usize)> {
+    let mut out = Vec::with_capacity(tensors.len());
+    let (mut n_q8, mut n_f32) = (0, 0);
+    for (name, t) in tensors {
+        let shape = t.dims().to_vec();
+        let values: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let (dtype, data) = if quantizes(name, &shape) {
+            n_q8 += 1;
+            (TensorType::Q8_0, quantize_q8_0(&values))
+        } else {
+            n_f32 += 1;
+            (
+                TensorType::F32,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        };
+        out.push(WriteTensor {
+            name: name.clone(),
+            shape,
+            dtype,
+            data,
+        });
+    }
+    gguf::write(
+        path,
+        &[
+            ("general.architecture", Value::String("modernbert".into())),
+            ("general.file_type", Value::U32(7)), // ggml's MOSTLY_Q8_0
+            ("kompress.config_json", Value::String(cfg_json.into())),
+        ],
+        &out,
+    )?;
+    Ok((n_q8, n_f32))
+}
+
+/// `kompress model convert HF_DIR OUT_DIR`.
+pub fn convert(hf_dir: &Path, out_dir: &Path) -> Result<String> {
+    let start = Instant::now();
+    let cfg_path = hf_dir.join("config.json");
+    let cfg_json = std::fs::read_to_string(&cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?;
+    Config::from_json(&cfg_json).with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let st = hf_dir.join(SAFETENSORS_FILE);
+    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load(&st, &Device::Cpu)
+        .with_context(|| format!("reading {}", st.display()))?
+        .into_iter()
+        .collect();
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::write(out_dir.join("config.json"), &cfg_json)?;
+    // A checkpoint without a tokenizer (test fixtures) converts; loading it for scoring then
+    // needs one copied in.
+    let tok = hf_dir.join("tokenizer.json");
+    let tok_note = if tok.is_file() {
+        std::fs::copy(&tok, out_dir.join("tokenizer.json"))?;
+        compile_file(&tok, &out_dir.join(COMPILED_FILE))?;
+        format!("config.json, tokenizer.json, {COMPILED_FILE}")
+    } else {
+        "config.json (no tokenizer.json in the checkpoint)".to_string()
+    };
+    let gguf_path = out_dir.join(GGUF_FILE);
+    let (n_q8, n_f32) = write_gguf(&gguf_path, &cfg_json, &tensors)?;
+    let size = std::fs::metadata(&gguf_path)?.len();
+    Ok(format!(
+        "wrote {} ({:.1} MiB: {n_q8} Q8_0 + {n_f32} F32 tensors), {tok_note} in {:.2} s",
+        gguf_path.display(),
+        size as f64 / (1 << 20) as f64,
+        start.elapsed().as_secs_f64()
+    ))
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// `kompress model info`: a JSON description of a model directory.
+pub fn info(dir: &Path) -> Result<serde_json::Value> {
+    let cfg = Config::from_file(&dir.join("config.json"))?;
+    let gguf_path = dir.join(GGUF_FILE);
+    let mut weights = json!(null);
+    if gguf_path.is_file() {
+        let t0 = Instant::now();
+        let file = GgufFile::open(&gguf_path)?;
+        let map_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut types: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut params = 0usize;
+        for t in file.tensors.values() {
+            *types.entry(t.dtype.name()).or_default() += 1;
+            params += t.elements();
+        }
+        let n_tensors = file.tensors.len();
+        drop(file);
+        let t0 = Instant::now();
+        let scorer = super::words::ModelScorer::load_weights(
+            dir,
+            &gguf_path,
+            Box::new(super::tokenizer::Tokenizer::from_model_dir(dir)?),
+        )?;
+        let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+        drop(scorer);
+        weights = json!({
+            "file": GGUF_FILE,
+            "bytes": file_size(&gguf_path),
+            "tensors": n_tensors,
+            "types": types,
+            "parameters": params,
+            "map_ms": map_ms,
+            "load_ms": load_ms,
+        });
+    }
+    let head = if weights.is_null() {
+        "unknown"
+    } else {
+        let file = GgufFile::open(&gguf_path)?;
+        if file.tensor("token_head.weight").is_some() {
+            "kompress dual"
+        } else {
+            "token classification"
+        }
+    };
+    Ok(json!({
+        "dir": dir.display().to_string(),
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_hidden_layers,
+        "num_attention_heads": cfg.num_attention_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "vocab_size": cfg.vocab_size,
+        "local_attention": cfg.local_attention,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "num_labels": cfg.num_labels(),
+        "head": head,
+        "gguf": weights,
+        "safetensors_bytes": file_size(&dir.join(SAFETENSORS_FILE)),
+        "tokenizer_ktok_bytes": file_size(&dir.join(COMPILED_FILE)),
+    }))
+}
+
+/// `info` as text.
+pub fn info_text(v: &serde_json::Value) -> String {
+    let mut s = format!(
+        "model dir   {}\nconfig      hidden {} · layers {} · heads {} · intermediate {} · vocab {} · \
+         window {} · head {}\n",
+        v["dir"].as_str().unwrap_or(""),
+        v["hidden_size"],
+        v["num_hidden_layers"],
+        v["num_attention_heads"],
+        v["intermediate_size"],
+        v["vocab_size"],
+        v["local_attention"],
+        v["head"].as_str().unwrap_or(""),
+    );
+    let g = &v["gguf"];
+    if g.is_null() {
+        s.push_str("weights     no model.q8_0.gguf\n");
+    } else {
+        s.push_str(&format!(
+            "weights     {} · {:.1} MiB · {} tensors {} · {:.2}M parameters\nload        mmap+parse {:.2} ms · full model {:.2} ms\n",
+            GGUF_FILE,
+            g["bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
+            g["tensors"],
+            g["types"],
+            g["parameters"].as_f64().unwrap_or(0.0) / 1e6,
+            g["map_ms"].as_f64().unwrap_or(0.0),
+            g["load_ms"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    if let Some(b) = v["safetensors_bytes"].as_f64() {
+        s.push_str(&format!(
+            "safetensors {SAFETENSORS_FILE} · {:.1} MiB\n",
+            b / (1 << 20) as f64
+        ));
+    }
+    if let Some(b) = v["tokenizer_ktok_bytes"].as_f64() {
+        s.push_str(&format!(
+            "tokenizer   {COMPILED_FILE} · {:.1} MiB\n",
+            b / (1 << 20) as f64
+        ));
+    }
+    s
+}
+
+/// `kompress model …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelCommand {
+    /// Turn a Hugging Face checkpoint directory (config.json, model.safetensors,
+    /// tokenizer.json) into a kompress model directory (model.q8_0.gguf, tokenizer.ktok, …).
+    Convert {
+        hf_dir: std::path::PathBuf,
+        out_dir: std::path::PathBuf,
+    },
+    /// Describe a model directory (default: the one kompress would load).
+    Info {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The model directory (else KOMPRESS_MODEL, the data dir, the repository's model/).
+        #[arg(long, value_name = "DIR")]
+        model: Option<std::path::PathBuf>,
+    },
+}
+
+/// Runs a `kompress model` subcommand.
+pub fn main(command: ModelCommand) -> Result<()> {
+    match command {
+        ModelCommand::Convert { hf_dir, out_dir } => {
+            println!("{}", convert(&hf_dir, &out_dir)?);
+        }
+        ModelCommand::Info { json, model } => {
+            let Some((dir, source)) = super::resolve_model_dir(model.as_deref()) else {
+                bail!(
+                    "no model found (--model, KOMPRESS_MODEL, the data directory, the repository's model/)"
+                );
+            };
+            let mut v = info(&dir)?;
+            v["source"] = json!(format!("{source:?}"));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", info_text(&v));
+            }
+        }
+    }
+    Ok(())
+}
