@@ -48,6 +48,12 @@ $gen_huge
 EOF"
 run_case read_source --tool Read --input '{"file_path":"@PROJECT@/big.py"}' \
     --setup "cp $repo/src/pipeline.rs big.py"
+run_case read_data --tool Read --input '{"file_path":"@PROJECT@/fixture.py"}' \
+    --setup "python3 -c \"import base64,os
+lines=['def f_%d(x):\\n    return x + %d\\n' % (i, i) for i in range(300)]
+blob=base64.b64encode(bytes((i*7919+i*i) % 251 for i in range(76*400))).decode()
+data=''.join('    \\'%s\\'\\n' % blob[i:i+76] for i in range(0, len(blob), 76))
+open('fixture.py','w').write(''.join(lines) + 'BLOB = (\\n' + data + ')\\n' + ''.join(lines))\""
 run_case grep_content --tool Grep --input '{"pattern":"compute","output_mode":"content","-n":false,"path":"@PROJECT@"}' \
     --setup 'for f in $(seq 1 20); do for i in $(seq 1 20); do echo "    let x = compute();"; done > m$f.rs; done'
 echo "results in $out"
