@@ -7,7 +7,7 @@
 //! ```text
 //! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0)
 //! ok   config  no file at /home/u/.config/kompress/config.toml; using the defaults
-//! ok   model   rules-only (the model runtime is not built yet; structural passes only)
+//! ok   model   rules-only (no trained model ships yet and the hook does not call the model; structural passes only)
 //! ok   hook    registered in /home/u/.claude/settings.json: `/home/u/.local/bin/kompress hook`
 //! warn claude  Claude Code 2.1.100 is older than 2.1.121: …
 //! ```
@@ -30,7 +30,7 @@ pub const MIN_CLAUDE_VERSION: (u32, u32, u32) = (2, 1, 121);
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the model line says while no model can be loaded.
-const RULES_ONLY: &str = "rules-only (the model runtime is not built yet; structural passes only)";
+const RULES_ONLY: &str = "rules-only (no trained model ships yet and the hook does not call the model; structural passes only)";
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
