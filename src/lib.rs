@@ -14,6 +14,7 @@
 //! within a Claude Code session.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod domain;

@@ -351,16 +351,7 @@ pub fn command_key(command: &str) -> String {
 
 /// `YYYY-MM-DD` (UTC) of a time in seconds since the epoch.
 pub fn day_of(ts: u64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = (ts / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::clock::civil_from_days((ts / 86_400).cast_signed());
     format!("{y:04}-{m:02}-{d:02}")
 }
 
