@@ -10,55 +10,9 @@ use std::time::{Duration, Instant};
 use kompress::eval::check_shape;
 use serde_json::{Value, json};
 
-struct Env {
-    home: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new() -> Env {
-        Env { home: tempfile::tempdir().unwrap() }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kompress"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("KOMPRESS_HOME", self.home.path().join("kompress"))
-            // Debug builds on a loaded machine can pass the 1 s default: these tests are
-            // about behaviour, not speed (the deadline has its own test).
-            .env("KOMPRESS_DEADLINE_MS", "30000");
-        command
-    }
-
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        self.run_with(self.command(args), stdin)
-    }
-
-    fn run_with(&self, mut command: Command, stdin: &[u8]) -> Output {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        let input = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            // The hook may stop reading early on bad input; a broken pipe is fine.
-            let _ = pipe.write_all(&input);
-        });
-        let output = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        output
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.home.path().join("kompress/state/kompress.log")).unwrap_or_default()
-    }
-}
+use common::Env;
 
 /// A Bash output worth compressing: a build log with a long run of similar lines and a
 /// repeated warning.

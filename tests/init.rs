@@ -1080,7 +1080,7 @@ fn doctor_on_a_fresh_install() {
     );
     assert!(
         line(&report, "model")[0]
-            .contains("rules-only (the model runtime is not built yet; structural passes only)"),
+            .contains("rules-only (no trained model ships yet and the hook does not call the model"),
         "{report}"
     );
     let hook = line(&report, "hook");

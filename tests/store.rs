@@ -2,63 +2,18 @@
 //! writes them, `kompress show`, `stats` and `purge` read and delete them, and 32 hooks
 //! running at once corrupt none of them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 
 use kompress::linediff;
 use kompress::store::id_of;
 use serde_json::{Value, json};
 
-struct Env {
-    home: tempfile::TempDir,
-    vars: Vec<(&'static str, String)>,
-}
+mod common;
+
+use common::Env;
 
 impl Env {
-    fn new() -> Env {
-        // Debug builds under a parallel test run are slow: these tests are about what is
-        // kept, not about the deadline.
-        Env {
-            home: tempfile::tempdir().unwrap(),
-            vars: vec![("KOMPRESS_DEADLINE_MS", "60000".into())],
-        }
-    }
-
-    fn kompress_home(&self) -> PathBuf {
-        self.home.path().join("kompress")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kompress"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("KOMPRESS_HOME", self.kompress_home())
-            .envs(self.vars.iter().map(|(k, v)| (k, v)));
-        command
-    }
-
-    fn spawn(&self, args: &[&str], stdin: &[u8]) -> Child {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(stdin).unwrap();
-        drop(pipe);
-        child
-    }
-
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        self.spawn(args, stdin).wait_with_output().unwrap()
-    }
-
     /// Run the hook on a Bash output; the text the model gets, or `None` (pass-through).
     fn bash(&self, session: &str, command: &str, stdout: &str) -> Option<String> {
         hook_text(self.run(&["hook"], &bash_payload(session, command, stdout)))
@@ -85,10 +40,6 @@ impl Env {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.kompress_home().join("state/kompress.log")).unwrap_or_default()
     }
 
     /// Every stored original: (file name, content).
