@@ -465,10 +465,12 @@ impl Job<'_> {
         let Some(stdout) = object.get("stdout").and_then(Value::as_str) else {
             return Ok(false);
         };
-        let persisted = object
-            .get("persistedOutputPath")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let persisted = match object.get("persistedOutputPath") {
+            None => None,
+            Some(Value::String(path)) => Some(path.clone()),
+            // A shape we do not know: leave it to Claude Code.
+            Some(_) => bail!("persistedOutputPath is not a string"),
+        };
         let new = match &persisted {
             Some(path) => {
                 let full = read_persisted(path)?;

@@ -85,6 +85,8 @@ fn bad_payloads_pass_through() {
         ("Grep count mode", payload("Grep", json!({}), json!({"mode": "count", "content": log}))),
         ("PreToolUse event", serde_json::to_vec(&json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"}})).unwrap()),
         ("missing persisted file", payload("Bash", json!({}), json!({"stdout": log, "persistedOutputPath": "/nonexistent/kompress/out.txt", "persistedOutputSize": 99999}))),
+        ("unreadable persisted file", payload("Bash", json!({}), json!({"stdout": log, "persistedOutputPath": "/", "persistedOutputSize": 99999}))),
+        ("persisted path not a string", payload("Bash", json!({}), json!({"stdout": log, "persistedOutputPath": 7}))),
         ("deeply nested", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
     ];
     for (name, input) in cases {
@@ -102,10 +104,10 @@ fn bad_payloads_pass_through() {
 #[test]
 fn huge_payload_stays_within_the_deadline() {
     let env = Env::new();
-    // 50 MB of distinct lines: nothing folds, so every pass has to look at all of it.
-    let mut text = String::with_capacity(52 << 20);
+    // 100 MB of distinct lines: nothing folds, so every pass has to look at all of it.
+    let mut text = String::with_capacity(102 << 20);
     let mut i = 0u64;
-    while text.len() < 50 << 20 {
+    while text.len() < 100 << 20 {
         text.push_str(&format!("line {i} {:x}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         i += 1;
     }
@@ -122,7 +124,7 @@ fn huge_payload_stays_within_the_deadline() {
         let stdout = reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"].as_str().unwrap();
         assert!(stdout.len() <= 30_000);
     }
-    // Reading and parsing 50 MB takes time of its own; the deadline bounds the rest. The
+    // Reading and parsing 100 MB takes time of its own; the deadline bounds the rest. The
     // bound is loose on purpose: this checks that the hook gives up, not how fast it is.
     assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
 }
