@@ -128,11 +128,10 @@ pub fn visible_text(tool_name: &str, response: &Value) -> String {
         _ => match response {
             Value::String(s) => s.clone(),
             Value::Array(_) => blocks(response).join("\n"),
-            _ => response
-                .get("content")
-                .map(blocks)
-                .unwrap_or_default()
-                .join("\n"),
+            _ => match response.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                content => content.map(blocks).unwrap_or_default().join("\n"),
+            },
         },
     }
 }
@@ -146,7 +145,9 @@ pub fn check_shape(tool_name: &str, original: &Value, updated: &Value) -> Result
         "Grep" => &[&["content"], &["filenames", "*"]],
         "Glob" => &[&["filenames", "*"]],
         "WebFetch" => &[&["result"]],
-        _ => &[&[], &["*", "text"], &["content", "*", "text"]],
+        // MCP, Agent, Task: a bare string, text blocks, or `content` (a string or blocks);
+        // see `hook::Job::mcp` and `hook::Job::blocks_field`.
+        _ => &[&[], &["*", "text"], &["content"], &["content", "*", "text"]],
     };
     let mut path = Vec::new();
     compare(
@@ -911,6 +912,23 @@ mod tests {
             Ok(())
         );
         assert_eq!(check_shape("mcp__a__b", &json!("x"), &json!("y")), Ok(()));
+        // The hook replaces a string `content` too (found by fuzz/hook_payload).
+        assert_eq!(
+            check_shape(
+                "mcp__a__b",
+                &json!({"content": "x"}),
+                &json!({"content": "y"})
+            ),
+            Ok(())
+        );
+        assert!(
+            check_shape(
+                "mcp__a__b",
+                &json!({"content": "x"}),
+                &json!({"content": 1})
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -936,5 +954,6 @@ mod tests {
             visible_text("mcp__x", &json!([{"type": "text", "text": "t"}])),
             "t"
         );
+        assert_eq!(visible_text("mcp__x", &json!({"content": "s"})), "s");
     }
 }

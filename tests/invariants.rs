@@ -129,3 +129,30 @@ fn json_value() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+/// Replay the hook payloads the fuzz targets found (`tests/fixtures/fuzz/hook_payload/`):
+/// no panic, and a reply keeps the tool output's shape.
+#[test]
+fn fuzz_hook_payload_reproducers() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz/hook_payload");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let payload: Value = serde_json::from_slice(&bytes).unwrap();
+        let reply = kompress::hook::handle(&bytes, &Config::default(), None, later())
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        if let Some(reply) = reply {
+            let out: Value = serde_json::from_str(&reply.json).unwrap();
+            assert_eq!(out["hookSpecificOutput"]["hookEventName"], "PostToolUse");
+            let tool = payload["tool_name"].as_str().unwrap();
+            let updated = &out["hookSpecificOutput"]["updatedToolOutput"];
+            if let Err(e) = kompress::eval::check_shape(tool, &payload["tool_response"], updated) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0);
+}
