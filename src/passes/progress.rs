@@ -43,69 +43,15 @@ fn final_segment(body: &str) -> &str {
     body.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("")
 }
 
-/// Characters progress bars are drawn with.
+/// Characters progress bars are drawn with: the Unicode drawing characters plus the ASCII
+/// ones bars and their brackets, rates and counters use.
 fn is_bar_char(c: char) -> bool {
-    matches!(
-        c,
-        '━' | '╸'
-            | '╺'
-            | '─'
-            | '█'
-            | '▉'
-            | '▊'
-            | '▋'
-            | '▌'
-            | '▍'
-            | '▎'
-            | '▏'
-            | '░'
-            | '▒'
-            | '▓'
-            | '■'
-            | '□'
-            | '⣿'
-            | '#'
-            | '='
-            | '>'
-            | '-'
-            | '*'
-            | '.'
-            | '|'
-            | '['
-            | ']'
-            | '('
-            | ')'
-            | '<'
-            | ','
-            | ':'
-            | '/'
-            | '%'
-            | '+'
-            | '~'
-    )
+    is_drawing_char(c) || "─#=>-*.|[]()<,:/%+~".contains(c)
 }
 
 /// Characters that draw a Unicode bar (a run of three shows progress).
 fn is_drawing_char(c: char) -> bool {
-    matches!(
-        c,
-        '━' | '╸'
-            | '╺'
-            | '█'
-            | '▉'
-            | '▊'
-            | '▋'
-            | '▌'
-            | '▍'
-            | '▎'
-            | '▏'
-            | '░'
-            | '▒'
-            | '▓'
-            | '■'
-            | '□'
-            | '⣿'
-    )
+    "━╸╺█▉▊▋▌▍▎▏░▒▓■□⣿".contains(c)
 }
 
 /// Letter runs that may appear in a measure: units, rates and `eta`.
