@@ -81,20 +81,26 @@ impl Rng {
 
 /// Writes a random-weight `ModernBertForTokenClassification` checkpoint (HF names) to `dir`.
 pub fn write_random_checkpoint(kind: &str, dir: &Path, tokenizer_json: &Path) -> Result<()> {
-    let cfg_json = config_json(kind)?;
+    write_random_model(&config_json(kind)?, dir, 0.02)?;
+    std::fs::copy(tokenizer_json, dir.join("tokenizer.json"))?;
+    Ok(())
+}
+
+/// Writes `config.json` and random `model.safetensors` (matrices uniform with standard
+/// deviation `std`, norms 1) for the config `cfg_json` to `dir`; no tokenizer.
+pub fn write_random_model(cfg_json: &Value, dir: &Path, std: f32) -> Result<()> {
     let cfg = Config::from_json(&cfg_json.to_string())?;
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("config.json"),
-        serde_json::to_string_pretty(&cfg_json)?,
+        serde_json::to_string_pretty(cfg_json)?,
     )?;
-    std::fs::copy(tokenizer_json, dir.join("tokenizer.json"))?;
     let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let dev = Device::Cpu;
     let mut t: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut rand = |name: String, shape: (usize, usize), t: &mut BTreeMap<String, Tensor>| {
-        let data = rng.fill(shape.0 * shape.1, 0.02);
+        let data = rng.fill(shape.0 * shape.1, std);
         t.insert(name, Tensor::from_vec(data, shape, &dev).expect("shape"));
     };
     let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &dev).expect("ones");
@@ -220,11 +226,18 @@ pub fn child(dir: &Path, repeat: usize) -> Result<()> {
     Ok(())
 }
 
-/// Spawns `kompress bench --child`, returning (ms to first line, its JSON line).
-fn spawn_child(dir: &Path, repeat: usize) -> Result<(f64, Value)> {
+/// Spawns `kompress bench --child`, returning (ms to first line, its JSON line). With
+/// `forward` [`Forward::Candle`] the child runs the candle reference forward
+/// (`KOMPRESS_FORWARD=candle`).
+fn spawn_child(dir: &Path, repeat: usize, forward: Forward) -> Result<(f64, Value)> {
     let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    match forward {
+        Forward::Candle => cmd.env("KOMPRESS_FORWARD", "candle"),
+        Forward::Fast => cmd.env_remove("KOMPRESS_FORWARD"),
+    };
     let t0 = Instant::now();
-    let mut child = Command::new(exe)
+    let mut child = cmd
         .args([
             "bench",
             "--child",
@@ -255,8 +268,32 @@ fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-/// Median ms of forwarding `tokens` ids as chunks of 512.
-fn forward_ms(model: &ModernBertForTokenClassification, tokens: usize, runs: usize) -> Result<f64> {
+/// Which forward a measurement runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Forward {
+    /// [`super::cpu`]: own buffers and kernels (what the scorer uses).
+    Fast,
+    /// The candle reference forward in [`super::modernbert`] (the previous runtime).
+    Candle,
+}
+
+impl Forward {
+    fn run(self, model: &ModernBertForTokenClassification, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Fast => model.forward(ids, None)?,
+            Self::Candle => model.forward_reference(ids, None)?,
+        })
+    }
+}
+
+/// Wall and CPU milliseconds (medians) of forwarding `tokens` ids as chunks of 512, for the
+/// fast and the candle forward. Runs alternate between the two, so both see the same load
+/// on a shared machine and their ratio is meaningful even when absolute times are not.
+fn forward_ms(
+    model: &ModernBertForTokenClassification,
+    tokens: usize,
+    runs: usize,
+) -> Result<[(f64, f64); 2]> {
     let vocab = model.encoder().config().vocab_size;
     let chunks: Vec<Tensor> = (0..tokens.div_ceil(512))
         .map(|c| {
@@ -264,19 +301,26 @@ fn forward_ms(model: &ModernBertForTokenClassification, tokens: usize, runs: usi
             Tensor::new(random_ids(n, vocab, 7 + c as u64).as_slice(), &Device::Cpu)?.unsqueeze(0)
         })
         .collect::<candle_core::Result<_>>()?;
-    // One untimed warm-up pass (page faults, thread start-up).
-    model.forward(&chunks[0], None)?;
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let (ms, _) = time(|| {
-            for c in &chunks {
-                model.forward(c, None)?;
-            }
-            Ok(())
-        })?;
-        times.push(ms);
+    let paths = [Forward::Fast, Forward::Candle];
+    // One untimed warm-up pass each (page faults, thread start-up).
+    for p in paths {
+        p.run(model, &chunks[0])?;
     }
-    Ok(median(times))
+    let mut times = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    for _ in 0..runs {
+        for (p, (wall, cpu)) in paths.iter().zip(&mut times) {
+            let c0 = cpu_ms();
+            let (ms, _) = time(|| {
+                for c in &chunks {
+                    p.run(model, c)?;
+                }
+                Ok(())
+            })?;
+            wall.push(ms);
+            cpu.push(cpu_ms() - c0);
+        }
+    }
+    Ok(times.map(|(wall, cpu)| (median(wall), median(cpu))))
 }
 
 fn load_q8(dir: &Path, cfg: &Config) -> Result<ModernBertForTokenClassification> {
@@ -300,21 +344,37 @@ pub fn bench_dir(dir: &Path, label: &str, runs: usize, with_f32: bool) -> Result
     }
     let q8 = load_q8(dir, &cfg)?;
     let mut throughput = BTreeMap::new();
+    let mut forward_cpu_ms = BTreeMap::new();
+    let mut record = |key: String, tokens: usize, [fast, candle]: [(f64, f64); 2]| {
+        throughput.insert(key.clone(), tokens as f64 / fast.0 * 1e3);
+        throughput.insert(format!("{key}_candle"), tokens as f64 / candle.0 * 1e3);
+        forward_cpu_ms.insert(key.clone(), fast.1);
+        forward_cpu_ms.insert(format!("{key}_candle"), candle.1);
+    };
     for tokens in [512usize, 4096] {
-        eprintln!("[{label}] Q8_0 forward {tokens}");
-        let ms = forward_ms(&q8, tokens, runs)?;
-        throughput.insert(format!("q8_0_{tokens}"), tokens as f64 / ms * 1e3);
+        eprintln!("[{label}] Q8_0 forward {tokens} (fast and candle)");
+        record(
+            format!("q8_0_{tokens}"),
+            tokens,
+            forward_ms(&q8, tokens, runs)?,
+        );
     }
     // Cold start and memory with this process holding the same mapping (pages resident).
-    eprintln!("[{label}] cold start");
+    eprintln!("[{label}] cold start (fast and candle)");
     let mut cold = Vec::new();
+    let mut cold_candle = Vec::new();
     let mut child_stats = Value::Null;
+    let mut child_stats_candle = Value::Null;
     for _ in 0..runs.max(5) {
-        let (ms, stats) = spawn_child(dir, 1)?;
+        let (ms, stats) = spawn_child(dir, 1, Forward::Fast)?;
         cold.push(ms);
         child_stats = stats;
+        let (ms, stats) = spawn_child(dir, 1, Forward::Candle)?;
+        cold_candle.push(ms);
+        child_stats_candle = stats;
     }
-    let (_, big) = spawn_child(dir, 4096 / 130)?;
+    let (_, big) = spawn_child(dir, 4096 / 130, Forward::Fast)?;
+    let (_, big_candle) = spawn_child(dir, 4096 / 130, Forward::Candle)?;
     let mut f32_load_ms = Value::Null;
     if with_f32 && dir.join(SAFETENSORS_FILE).is_file() {
         drop(q8);
@@ -324,9 +384,12 @@ pub fn bench_dir(dir: &Path, label: &str, runs: usize, with_f32: bool) -> Result
         })?;
         f32_load_ms = json!(ms);
         for tokens in [512usize, 4096] {
-            eprintln!("[{label}] F32 forward {tokens}");
-            let ms = forward_ms(&f32m, tokens, runs)?;
-            throughput.insert(format!("f32_{tokens}"), tokens as f64 / ms * 1e3);
+            eprintln!("[{label}] F32 forward {tokens} (fast and candle)");
+            record(
+                format!("f32_{tokens}"),
+                tokens,
+                forward_ms(&f32m, tokens, runs)?,
+            );
         }
     }
     Ok(json!({
@@ -340,55 +403,143 @@ pub fn bench_dir(dir: &Path, label: &str, runs: usize, with_f32: bool) -> Result
         "load_ms": median(load_ms),
         "f32_load_ms": f32_load_ms,
         "tokens_per_s": throughput,
+        "forward_cpu_ms": forward_cpu_ms,
         "cold_start_ms": median(cold),
+        "cold_start_ms_candle": median(cold_candle),
         "child_100": child_stats,
+        "child_100_candle": child_stats_candle,
         "child_4096": big,
+        "child_4096_candle": big_candle,
         "threads": super::quant::threads(),
         "runs": runs,
     }))
 }
 
-/// Markdown table rows for `results`.
+/// A markdown table of `results`: one row per measurement, one column per model; forward
+/// figures as `fast (candle, ×ratio)`.
 pub fn markdown(results: &[Value]) -> String {
     let mib = |v: &Value| {
         v.as_f64()
             .map_or("–".into(), |b| format!("{:.1}", b / 1048576.0))
     };
     let num = |v: &Value, d: usize| v.as_f64().map_or("–".into(), |x| format!("{x:.d$}"));
-    let mut s = String::from(
-        "| model | GGUF MiB | F32 MiB | map+parse ms | Q8_0 load ms | F32 load ms | Q8_0 tok/s 512 | Q8_0 tok/s 4096 | F32 tok/s 512 | F32 tok/s 4096 | cold start ms (100 tok) | peak RSS MB 100 tok | peak RSS MB 4096 tok | 2nd process: private MB / shared MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let mb = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |kb| format!("{:.1}", kb / 1024.0))
+    };
+    // "new (old, ×speed-up)"; `higher_is_better` picks the ratio's direction.
+    let pair = |new: &Value, old: &Value, d: usize, higher_is_better: bool| match (
+        new.as_f64(),
+        old.as_f64(),
+    ) {
+        (Some(n), Some(o)) if n > 0.0 && o > 0.0 => {
+            let ratio = if higher_is_better { n / o } else { o / n };
+            format!("{n:.d$} ({o:.d$}, ×{ratio:.1})")
+        }
+        _ => num(new, d),
+    };
+    type Cell<'a> = Box<dyn Fn(&Value) -> String + 'a>;
+    let mut rows: Vec<(String, Cell)> = vec![
+        (
+            "GGUF (Q8_0) MiB".into(),
+            Box::new(|r: &Value| mib(&r["gguf_bytes"])),
+        ),
+        (
+            "F32 safetensors MiB".into(),
+            Box::new(|r: &Value| mib(&r["safetensors_bytes"])),
+        ),
+        (
+            "GGUF map + parse ms".into(),
+            Box::new(|r: &Value| num(&r["map_ms"], 2)),
+        ),
+        (
+            "Q8_0 model load ms".into(),
+            Box::new(|r: &Value| num(&r["load_ms"], 2)),
+        ),
+        (
+            "F32 model load ms".into(),
+            Box::new(|r: &Value| num(&r["f32_load_ms"], 0)),
+        ),
+    ];
+    for (w, name) in [("q8_0", "Q8_0"), ("f32", "F32")] {
+        for t in [512, 4096] {
+            let key = format!("{w}_{t}");
+            let (k1, k2) = (key.clone(), format!("{key}_candle"));
+            rows.push((
+                format!("{name} tokens/s, {t} tokens: fast (candle, ×)"),
+                Box::new(move |r: &Value| {
+                    pair(&r["tokens_per_s"][&k1], &r["tokens_per_s"][&k2], 0, true)
+                }),
+            ));
+            let (k1, k2) = (key.clone(), format!("{key}_candle"));
+            rows.push((
+                format!("{name} forward CPU ms, {t} tokens: fast (candle, ×)"),
+                Box::new(move |r: &Value| {
+                    pair(
+                        &r["forward_cpu_ms"][&k1],
+                        &r["forward_cpu_ms"][&k2],
+                        0,
+                        false,
+                    )
+                }),
+            ));
+        }
+    }
+    rows.push((
+        "cold start ms, launch → first output, ~146 tokens: fast (candle, ×)".into(),
+        Box::new(|r: &Value| pair(&r["cold_start_ms"], &r["cold_start_ms_candle"], 1, false)),
+    ));
+    rows.push((
+        "child score CPU ms, ~146 tokens: fast (candle, ×)".into(),
+        Box::new(|r: &Value| {
+            pair(
+                &r["child_100"]["score_cpu_ms"],
+                &r["child_100_candle"]["score_cpu_ms"],
+                1,
+                false,
+            )
+        }),
+    ));
+    for (label, key) in [("~146", "child_100"), ("~4,500", "child_4096")] {
+        rows.push((
+            format!("child peak RSS MB, {label} tokens: fast (candle)"),
+            Box::new(move |r: &Value| {
+                format!(
+                    "{} ({})",
+                    mb(&r[key]["memory_kb"]["VmHWM"]),
+                    mb(&r[format!("{key}_candle")]["memory_kb"]["VmHWM"])
+                )
+            }),
+        ));
+    }
+    rows.push((
+        "2nd process: private MB / shared-clean MB".into(),
+        Box::new(|r: &Value| {
+            let c1 = &r["child_100"]["memory_kb"];
+            let private = c1["Private_Clean"].as_f64().unwrap_or(0.0)
+                + c1["Private_Dirty"].as_f64().unwrap_or(0.0);
+            format!("{:.1} / {}", private / 1024.0, mb(&c1["Shared_Clean"]))
+        }),
+    ));
+    let mut s = String::from("| |");
     for r in results {
-        let tp = &r["tokens_per_s"];
-        let c1 = &r["child_100"]["memory_kb"];
-        let c4 = &r["child_4096"]["memory_kb"];
-        let mb = |v: &Value| {
-            v.as_f64()
-                .map_or("–".into(), |kb| format!("{:.1}", kb / 1024.0))
-        };
-        let private = c1["Private_Clean"].as_f64().unwrap_or(0.0)
-            + c1["Private_Dirty"].as_f64().unwrap_or(0.0);
         s.push_str(&format!(
-            "| {} (h{} L{} i{}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {} |\n",
+            " {} (h{} L{} i{}) |",
             r["label"].as_str().unwrap_or(""),
             r["hidden"],
             r["layers"],
-            r["intermediate"],
-            mib(&r["gguf_bytes"]),
-            mib(&r["safetensors_bytes"]),
-            num(&r["map_ms"], 2),
-            num(&r["load_ms"], 2),
-            num(&r["f32_load_ms"], 0),
-            num(&tp["q8_0_512"], 0),
-            num(&tp["q8_0_4096"], 0),
-            num(&tp["f32_512"], 0),
-            num(&tp["f32_4096"], 0),
-            num(&r["cold_start_ms"], 1),
-            mb(&c1["VmHWM"]),
-            mb(&c4["VmHWM"]),
-            private / 1024.0,
-            mb(&c1["Shared_Clean"]),
+            r["intermediate"]
         ));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(results.len()));
+    s.push('\n');
+    for (name, f) in &rows {
+        s.push_str(&format!("| {name} |"));
+        for r in results {
+            s.push_str(&format!(" {} |", f(r)));
+        }
+        s.push('\n');
     }
     s
 }

@@ -18,8 +18,10 @@
 
 pub mod bench;
 pub mod convert;
+pub mod cpu;
 pub mod gguf;
 pub mod modernbert;
+pub mod qmatmul;
 pub mod quant;
 pub mod tokenizer;
 pub mod weights;

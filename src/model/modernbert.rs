@@ -17,6 +17,12 @@
 //! …), so checkpoints load unchanged. Weights come from F32 safetensors (a candle
 //! `VarBuilder`) or a memory-mapped GGUF file whose Q8_0 matrices are used in place
 //! ([`super::weights`]); activations are F32 either way.
+//!
+//! Two forwards share the loaded weights: `forward` runs [`super::cpu`] (own buffers, no
+//! candle ops, ~10× faster on the CPU), `forward_reference` the candle code in this file,
+//! which reads like transformers and is kept as the reference the fast path is checked
+//! against (`tests/model_parity.rs`). `KOMPRESS_FORWARD=candle` makes `forward` take the
+//! reference path too (diagnostics; `kompress bench` uses it for old-vs-new cold starts).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,8 +30,15 @@ use std::path::Path;
 use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 
+use super::cpu;
 use super::weights::{Emb, Lin, Weights};
 use serde::Deserialize;
+
+/// Whether `KOMPRESS_FORWARD=candle` asks for the candle reference forward.
+fn reference_forward_requested() -> bool {
+    static CANDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CANDLE.get_or_init(|| std::env::var("KOMPRESS_FORWARD").is_ok_and(|v| v == "candle"))
+}
 
 /// Additive mask value for keys a query must not see. Finite (unlike `-inf`) so a row whose
 /// keys are all masked (a padding query) gives a uniform softmax instead of NaN; `exp` of it
@@ -564,6 +577,8 @@ pub struct ModernBert {
     final_norm: LayerNorm,
     cfg: Config,
     device: Device,
+    /// The same weights for the fast CPU forward (shared, not copied).
+    fast: cpu::Encoder,
 }
 
 /// Encoder outputs with every intermediate state, for debugging parity.
@@ -585,13 +600,32 @@ impl ModernBert {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(cfg, i, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
+        let tok_embeddings = emb.pp("tok_embeddings").embedding(cfg.vocab_size, h)?;
+        let embed_norm = layer_norm(h, eps, cfg.norm_bias, emb.pp("norm"))?;
+        let final_norm = layer_norm(h, eps, cfg.norm_bias, vb.pp("final_norm"))?;
+        let fast_layers = layers
+            .iter()
+            .map(|l| {
+                Ok(cpu::Layer {
+                    attn_norm: l.attn_norm.as_ref().map(cpu::Norm::new).transpose()?,
+                    wqkv: cpu::Linear::new(&l.attn.wqkv)?,
+                    wo: cpu::Linear::new(&l.attn.wo)?,
+                    mlp_norm: cpu::Norm::new(&l.mlp_norm)?,
+                    wi: cpu::Linear::new(&l.mlp.wi)?,
+                    mlp_wo: cpu::Linear::new(&l.mlp.wo)?,
+                    kind: l.attn.kind,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fast = cpu::Encoder::new(cfg, &tok_embeddings, &embed_norm, fast_layers, &final_norm)?;
         Ok(Self {
-            tok_embeddings: emb.pp("tok_embeddings").embedding(cfg.vocab_size, h)?,
-            embed_norm: layer_norm(h, eps, cfg.norm_bias, emb.pp("norm"))?,
+            tok_embeddings,
+            embed_norm,
             layers,
-            final_norm: layer_norm(h, eps, cfg.norm_bias, vb.pp("final_norm"))?,
+            final_norm,
             cfg: cfg.clone(),
             device: vb.device(),
+            fast,
         })
     }
 
@@ -601,11 +635,30 @@ impl ModernBert {
 
     /// `input_ids` `(batch, seq)` u32; `attention_mask` `(batch, seq)` with 1 for real tokens
     /// and 0 for padding (`None`: nothing padded). Returns `(batch, seq, hidden)`.
+    ///
+    /// Runs the fast CPU forward ([`super::cpu`]) unless `KOMPRESS_FORWARD=candle`.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        if reference_forward_requested() {
+            return self.forward_reference(input_ids, attention_mask);
+        }
+        cpu::run_batch(
+            input_ids,
+            attention_mask,
+            self.cfg.hidden_size,
+            |ids, valid| self.fast.run(ids, valid, None),
+        )
+    }
+
+    /// [`Self::forward`] on the candle reference path.
+    pub fn forward_reference(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
         Ok(self.forward_hidden_states(input_ids, attention_mask)?.last)
     }
 
-    /// Like [`Self::forward`], keeping every layer's output.
+    /// The candle reference forward, keeping every layer's output.
     pub fn forward_hidden_states(
         &self,
         input_ids: &Tensor,
@@ -656,6 +709,8 @@ pub struct ModernBertForTokenClassification {
     act: Activation,
     norm: LayerNorm,
     classifier: Lin,
+    /// The head for the fast CPU forward (same weights).
+    fast_head: cpu::TokenHead,
 }
 
 impl ModernBertForTokenClassification {
@@ -663,16 +718,26 @@ impl ModernBertForTokenClassification {
     pub fn load<'a>(cfg: &Config, vb: impl Into<Weights<'a>>) -> Result<Self> {
         let vb: Weights = vb.into();
         let h = cfg.hidden_size;
+        let dense = vb
+            .pp("head")
+            .pp("dense")
+            .linear(h, h, cfg.classifier_bias)?;
+        let norm = layer_norm(h, cfg.norm_eps, cfg.norm_bias, vb.pp("head").pp("norm"))?;
+        // transformers always gives the classifier a bias, whatever `classifier_bias` says.
+        let classifier = vb.pp("classifier").linear(h, cfg.num_labels(), true)?;
+        let fast_head = cpu::TokenHead {
+            dense: cpu::Linear::new(&dense)?,
+            act: cfg.classifier_activation,
+            norm: cpu::Norm::new(&norm)?,
+            classifier: cpu::Linear::new(&classifier)?,
+        };
         Ok(Self {
             model: ModernBert::load(cfg, vb.pp("model"))?,
-            dense: vb
-                .pp("head")
-                .pp("dense")
-                .linear(h, h, cfg.classifier_bias)?,
+            dense,
             act: cfg.classifier_activation,
-            norm: layer_norm(h, cfg.norm_eps, cfg.norm_bias, vb.pp("head").pp("norm"))?,
-            // transformers always gives the classifier a bias, whatever `classifier_bias` says.
-            classifier: vb.pp("classifier").linear(h, cfg.num_labels(), true)?,
+            norm,
+            classifier,
+            fast_head,
         })
     }
 
@@ -680,9 +745,25 @@ impl ModernBertForTokenClassification {
         &self.model
     }
 
-    /// Logits `(batch, seq, num_labels)`.
+    /// Logits `(batch, seq, num_labels)`, by the fast CPU forward unless
+    /// `KOMPRESS_FORWARD=candle`.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        let hidden = self.model.forward(input_ids, attention_mask)?;
+        if reference_forward_requested() {
+            return self.forward_reference(input_ids, attention_mask);
+        }
+        let labels = self.model.cfg.num_labels();
+        cpu::run_batch(input_ids, attention_mask, labels, |ids, valid| {
+            self.model.fast.run(ids, valid, Some(&self.fast_head))
+        })
+    }
+
+    /// [`Self::forward`] on the candle reference path.
+    pub fn forward_reference(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let hidden = self.model.forward_reference(input_ids, attention_mask)?;
         let xs = self.act.apply(&self.dense.forward(&hidden)?)?;
         self.classifier.forward(&self.norm.forward(&xs)?)
     }
