@@ -184,7 +184,9 @@ fn compress_for_cli(bytes: Vec<u8>, domain: Option<Domain>, command: Option<&str
     let deadline = Instant::now() + config.deadline.max(CLI_MIN_DEADLINE);
     let hints = Hints { command, ..Hints::default() };
     let request = Request { text: &text, hints, domain, ..Request::default() };
-    match pipeline::compress(&request, &config, None, deadline) {
+    let model = crate::scorer::installed(&config);
+    let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
+    match pipeline::compress(&request, &config, scorer, deadline) {
         Ok(compressed) => compressed.text.into_bytes(),
         Err(_) => text.into_bytes(),
     }
@@ -277,7 +279,9 @@ fn hook_main() -> ExitCode {
         let local = local.clone();
         move || {
             let result = std::panic::catch_unwind(|| {
-                hook::handle_with(&payload, &config, None, deadline, local.as_ref())
+                let model = crate::scorer::installed(&config);
+                let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
+                hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
             });
             let _ = sender.send(result);
         }

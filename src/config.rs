@@ -10,6 +10,7 @@
 //! store_max_bytes = 268435456
 //! store_retention_days = 7
 //! session_memory = true
+//! model = true
 //!
 //! [domains.build_log]
 //! passes = ["ansi", "progress", "repeats", "blank_lines"]
@@ -19,7 +20,8 @@
 //! Environment: `KOMPRESS_DISABLE=1` (pure passthrough), `KOMPRESS_CONFIG` (another file),
 //! `KOMPRESS_MIN_CHARS`, `KOMPRESS_DEADLINE_MS`, `KOMPRESS_MIN_SAVING`,
 //! `KOMPRESS_MAX_OUTPUT_CHARS`, `KOMPRESS_STORE_MAX_BYTES`, `KOMPRESS_STORE_RETENTION_DAYS`,
-//! `KOMPRESS_SESSION_MEMORY`.
+//! `KOMPRESS_SESSION_MEMORY`, `KOMPRESS_NO_MODEL=1` (rules only), `KOMPRESS_MODEL` (a model
+//! directory: see [`crate::model::resolve_model_dir`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,9 @@ pub struct Config {
     pub store_retention_days: u64,
     /// Replace a repeated Bash output in one session by "unchanged" or a diff.
     pub session_memory: bool,
+    /// Run the model pass where a domain allows it and a model is installed; `false`:
+    /// rules only.
+    pub model: bool,
     /// Per-domain overrides of [`Domain::settings`].
     pub domains: BTreeMap<Domain, Settings>,
 }
@@ -68,6 +73,7 @@ impl Default for Config {
             store_max_bytes: 256 << 20,
             store_retention_days: 7,
             session_memory: true,
+            model: true,
             domains: BTreeMap::new(),
         }
     }
@@ -85,6 +91,7 @@ struct File {
     store_max_bytes: Option<u64>,
     store_retention_days: Option<u64>,
     session_memory: Option<bool>,
+    model: Option<bool>,
     #[serde(default)]
     domains: BTreeMap<Domain, Settings>,
 }
@@ -127,6 +134,7 @@ impl Config {
             store_max_bytes: file.store_max_bytes.unwrap_or(defaults.store_max_bytes),
             store_retention_days: file.store_retention_days.unwrap_or(defaults.store_retention_days),
             session_memory: file.session_memory.unwrap_or(defaults.session_memory),
+            model: file.model.unwrap_or(defaults.model),
             domains: file.domains,
         })
     }
@@ -162,6 +170,9 @@ impl Config {
         }
         if let Some(v) = get("KOMPRESS_SESSION_MEMORY") {
             self.session_memory = !matches!(v.trim(), "" | "0" | "false" | "no");
+        }
+        if let Some(v) = get("KOMPRESS_NO_MODEL") {
+            self.model = matches!(v.trim(), "" | "0" | "false" | "no");
         }
         Ok(())
     }
@@ -210,6 +221,20 @@ mod tests {
             .unwrap();
         assert_eq!((config.store_max_bytes, config.store_retention_days, config.session_memory), (5000, 1, true));
         assert_eq!(Config::default().store_max_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn model_switch() {
+        assert!(Config::default().model);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "model = false\n").unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert!(!config.model);
+        config.apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "0".to_string())).unwrap();
+        assert!(config.model);
+        config.apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "1".to_string())).unwrap();
+        assert!(!config.model);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! ```text
 //! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0)
 //! ok   config  no file at /home/u/.config/kompress/config.toml; using the defaults
-//! ok   model   rules-only (no trained model ships yet and the hook does not call the model; structural passes only)
+//! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf (data directory)
 //! ok   hook    registered in /home/u/.claude/settings.json: `/home/u/.local/bin/kompress hook`
 //! warn claude  Claude Code 2.1.100 is older than 2.1.121: …
 //! ```
@@ -22,6 +22,7 @@ use anyhow::{Result, bail};
 use crate::config::Config;
 use crate::init;
 use crate::paths::Dirs;
+use crate::scorer::{LazyModel, Scorer};
 
 /// The first Claude Code release whose PostToolUse hooks can replace built-in tools' output.
 pub const MIN_CLAUDE_VERSION: (u32, u32, u32) = (2, 1, 121);
@@ -29,8 +30,8 @@ pub const MIN_CLAUDE_VERSION: (u32, u32, u32) = (2, 1, 121);
 /// How long `claude --version` may take.
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the model line says while no model can be loaded.
-const RULES_ONLY: &str = "rules-only (no trained model ships yet and the hook does not call the model; structural passes only)";
+/// How the model line starts when the model pass cannot run.
+const RULES_ONLY: &str = "rules-only (structural passes, no model pass)";
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,12 +81,10 @@ pub fn main() -> Result<()> {
     let mut checks = vec![binary()];
     checks.push(on_path());
     checks.push(config(dirs.as_ref()));
-    let env_model = std::env::var_os("KOMPRESS_MODEL")
-        .filter(|m| !m.is_empty())
-        .map(PathBuf::from);
+    let config = Config::load().unwrap_or_default();
     checks.push(model(
-        env_model.as_deref(),
-        dirs.as_ref().map(Dirs::model_dir).as_deref(),
+        config.model,
+        crate::scorer::installed(&config).as_ref(),
     ));
     checks.extend(hook());
     checks.push(claude());
@@ -185,45 +184,40 @@ fn config(dirs: Option<&Dirs>) -> Check {
     }
 }
 
-/// The model line: where a model directory was looked for and found. No model is used yet.
-fn model(env: Option<&Path>, data: Option<&Path>) -> Check {
-    let is_model = |dir: &Path| dir.join("config.json").is_file();
-    if let Some(dir) = env {
-        return if is_model(dir) {
-            Check::new(
-                Status::Warn,
-                "model",
-                format!(
-                    "{RULES_ONLY}; KOMPRESS_MODEL={} holds a model, but it is not used yet",
-                    dir.display()
-                ),
-            )
-        } else {
-            Check::new(
-                Status::Warn,
-                "model",
-                format!(
-                    "{RULES_ONLY}; KOMPRESS_MODEL={} has no config.json",
-                    dir.display()
-                ),
-            )
-        };
-    }
-    match data {
-        Some(dir) if is_model(dir) => Check::new(
+/// The model line: whether the hook will run the model pass, with which model, or why not.
+/// The model is loaded here, as the hook would load it, so a broken file shows up now.
+fn model(enabled: bool, found: Option<&LazyModel>) -> Check {
+    if !enabled {
+        return Check::new(
             Status::Ok,
+            "model",
+            format!("{RULES_ONLY}: turned off by `model = false` or KOMPRESS_NO_MODEL"),
+        );
+    }
+    let Some(found) = found else {
+        return Check::new(
+            Status::Warn,
             "model",
             format!(
-                "{RULES_ONLY}; a model was found at {}, but it is not used yet",
-                dir.display()
+                "{RULES_ONLY}: no model found (KOMPRESS_MODEL, the data directory's model/); \
+                 run ./install.sh from a checkout to install the shipped one"
             ),
-        ),
-        Some(dir) => Check::new(
+        );
+    };
+    match found.get() {
+        Ok(scorer) => Check::new(
             Status::Ok,
             "model",
-            format!("{RULES_ONLY}; no model installed at {}", dir.display()),
+            format!("{} ({})", scorer.describe(), found.describe()),
         ),
-        None => Check::new(Status::Ok, "model", RULES_ONLY),
+        Err(err) => Check::new(
+            Status::Warn,
+            "model",
+            format!(
+                "{RULES_ONLY}: the model cannot be loaded, so the hook skips it: {err:#}; \
+                 reinstall it (./install.sh) or point KOMPRESS_MODEL at a model directory"
+            ),
+        ),
     }
 }
 
@@ -498,32 +492,31 @@ mod tests {
     }
 
     #[test]
-    fn model_is_rules_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty");
-        let with_model = dir.path().join("model");
-        std::fs::create_dir_all(&with_model).unwrap();
-        std::fs::write(with_model.join("config.json"), "{}").unwrap();
+    fn model_line_says_what_the_hook_will_do() {
+        let off = model(false, None);
+        assert_eq!(off.status, Status::Ok);
+        assert!(off.detail.starts_with(RULES_ONLY) && off.detail.contains("model = false"));
 
-        let none = model(None, Some(&empty));
-        assert_eq!(none.status, Status::Ok);
+        let none = model(true, None);
+        assert_eq!(none.status, Status::Warn);
+        assert!(none.detail.contains("no model found"), "{}", none.detail);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let broken = LazyModel::new(dir.path().to_path_buf(), crate::model::ModelSource::Env);
+        let check = model(true, Some(&broken));
+        assert_eq!(check.status, Status::Warn);
         assert!(
-            none.detail.starts_with(RULES_ONLY) && none.detail.contains("no model"),
+            check.detail.contains("cannot be loaded"),
             "{}",
-            none.detail
+            check.detail
         );
-        let found = model(None, Some(&with_model));
-        assert!(found.detail.starts_with(RULES_ONLY) && found.detail.contains("not used yet"));
-        let env = model(Some(&with_model), Some(&empty));
-        assert_eq!(env.status, Status::Warn);
-        assert!(env.detail.contains("KOMPRESS_MODEL") && env.detail.contains("not used yet"));
-        let env_missing = model(Some(&empty), Some(&with_model));
-        assert!(
-            env_missing.detail.contains("no config.json"),
-            "{}",
-            env_missing.detail
-        );
-        assert_eq!(model(None, None).detail, RULES_ONLY);
+
+        let (shipped, source) =
+            crate::model::resolve_model_dir(None).expect("model/ ships a model");
+        let check = model(true, Some(&LazyModel::new(shipped, source)));
+        assert_eq!(check.status, Status::Ok, "{}", check.detail);
+        assert!(check.detail.contains("ModernBERT"), "{}", check.detail);
     }
 
     #[test]

@@ -23,8 +23,10 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::domain::{self, Domain, Hints};
 use crate::metrics::{self, Retention};
+use crate::scorer::{LazyModel, Scorer};
 use crate::{heretic, report, tokens};
 
 /// One corpus record.
@@ -737,7 +739,7 @@ pub struct EvalResult {
     pub corpus: String,
     /// kompress's version.
     pub version: String,
-    /// Whether a model ran (`rules-only` until one ships).
+    /// The model that ran (`rules-only` when none).
     pub model: String,
     /// Wall time of the whole corpus run, seconds.
     pub wall_s: f64,
@@ -780,13 +782,21 @@ pub fn evaluate(
     records: &[Record],
     corpus: &Path,
     heretic_pairs: usize,
+    model: Option<&LazyModel>,
 ) -> Result<EvalResult> {
     // A fresh KOMPRESS_HOME: no stored originals, session memory or statistics of the user
     // are read or written, and the configuration is the default one (unless KOMPRESS_CONFIG
     // or KOMPRESS_* variables are set, which the hook processes inherit).
     let home = std::env::temp_dir().join(format!("kompress-eval-{}", std::process::id()));
     std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
-    let env = [("KOMPRESS_HOME".to_string(), home.display().to_string())];
+    // The hook processes use the same model as this process (their KOMPRESS_HOME has none).
+    let env = [
+        ("KOMPRESS_HOME".to_string(), home.display().to_string()),
+        match model {
+            Some(m) => ("KOMPRESS_MODEL".to_string(), m.dir().display().to_string()),
+            None => ("KOMPRESS_NO_MODEL".to_string(), "1".to_string()),
+        },
+    ];
     let start = Instant::now();
     let outcomes = run(binary, records, &env);
     let wall_s = start.elapsed().as_secs_f64();
@@ -795,11 +805,14 @@ pub fn evaluate(
     let (domains, all) = by_domain(&outcomes);
     let heretic = (heretic_pairs > 0).then(|| {
         let pairs = heretic::generate(heretic::SEED, heretic_pairs);
-        let scored = heretic::evaluate(&pairs);
+        let scored = heretic::evaluate(&pairs, model.map(|m| m as &dyn Scorer));
         let (kinds, all) = heretic::summarize(&pairs, &scored);
         HereticResult {
             seed: heretic::SEED,
-            method: "in-process pipeline::compress, domain forced per generator, default configuration, rules-only".into(),
+            method: format!(
+                "in-process pipeline::compress, domain forced per generator, default configuration, {}",
+                model.map_or("rules-only".to_string(), |m| m.describe())
+            ),
             kinds,
             all,
         }
@@ -812,7 +825,7 @@ pub fn evaluate(
     Ok(EvalResult {
         corpus: corpus.display().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        model: "rules-only".into(),
+        model: model.map_or("rules-only".to_string(), |m| m.describe()),
         wall_s,
         records_per_s: if wall_s > 0.0 {
             outcomes.len() as f64 / wall_s
@@ -838,7 +851,13 @@ pub fn main(options: &Options) -> Result<()> {
         records.truncate(limit);
     }
     let binary: PathBuf = std::env::current_exe().context("cannot find the kompress binary")?;
-    let result = evaluate(&binary, &records, corpus, options.heretic)?;
+    let config = Config::load()?;
+    let model = crate::scorer::installed(&config);
+    if let Some(m) = &model {
+        // Fail here, with a message, rather than in every hook process.
+        m.get()?;
+    }
+    let result = evaluate(&binary, &records, corpus, options.heretic, model.as_ref())?;
     if let Some(path) = &options.examples {
         std::fs::write(path, examples(&records, &result.outcomes, 5))
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::domain::Domain;
 use crate::metrics::{self, Retention};
 use crate::pipeline::{self, Request};
+use crate::scorer::Scorer;
 use crate::tokens;
 
 /// The seed `kompress eval` uses.
@@ -472,32 +473,37 @@ pub struct Summary {
 }
 
 /// Compress every pair with [`pipeline::compress`] in-process, as its generator's domain,
-/// with the default configuration and no model, and score the outputs.
+/// with the default configuration and `scorer` (the installed model, or `None`: rules
+/// only), and score the outputs.
 ///
 /// The heretic texts have no hook payload, so they skip the hook's JSON wrapping and go
-/// straight through the same pipeline the hook calls. kompress runs rules-only (no model
-/// is shipped yet): no model pass runs, so the must-keep override has nothing to
-/// override, the output "without the override" is the same text as with it, and
-/// `override_delta` is exactly 0. That is a fact about the rules-only pipeline, not a
-/// measurement of a model; with a model the "without" run must drop words on the
-/// model's scores alone.
-pub fn evaluate(pairs: &[Pair]) -> Vec<Scored> {
+/// straight through the same pipeline the hook calls. The run "without the override" lets
+/// the model pass drop words on the model's scores alone (`Request::unprotected`); without
+/// a model nothing drops words, so it is the same run and `override_delta` is exactly 0.
+pub fn evaluate(pairs: &[Pair], scorer: Option<&dyn Scorer>) -> Vec<Scored> {
     let config = Config::default();
+    let run = |pair: &Pair, unprotected: bool| {
+        let request = Request {
+            text: &pair.text,
+            domain: Some(pair.domain),
+            unprotected,
+            ..Request::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match pipeline::compress(&request, &config, scorer, deadline) {
+            Ok(c) => (c.text, true),
+            Err(_) => (pair.text.clone(), false),
+        }
+    };
     pairs
         .iter()
         .map(|pair| {
-            let request = Request {
-                text: &pair.text,
-                domain: Some(pair.domain),
-                ..Request::default()
+            let (out, replaced) = run(pair, false);
+            let without = if scorer.is_some() {
+                run(pair, true).0
+            } else {
+                out.clone()
             };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let (out, replaced) = match pipeline::compress(&request, &config, None, deadline) {
-                Ok(c) => (c.text, true),
-                Err(_) => (pair.text.clone(), false),
-            };
-            // Rules-only: the run without the override is the same run (see above).
-            let without = out.clone();
             let tokens_out = tokens::count(&out);
             let truncated = metrics::head_tail(&pair.text, tokens_out);
             Scored {
@@ -654,9 +660,32 @@ mod tests {
     }
 
     #[test]
+    fn the_override_is_what_keeps_must_keep_words_from_a_model_that_drops_everything() {
+        let pairs = generate(SEED, 40);
+        let rules = summarize(&pairs, &evaluate(&pairs, None)).1;
+        let dropper = crate::scorer::FixedScorer(0.0);
+        let (_, all) = summarize(&pairs, &evaluate(&pairs, Some(&dropper)));
+        assert!(
+            all.keep_rate < rules.keep_rate,
+            "the model pass drops words"
+        );
+        assert!(
+            all.exact_pct >= rules.exact_pct,
+            "{} < {}",
+            all.exact_pct,
+            rules.exact_pct
+        );
+        assert!(
+            all.override_delta > 0.2,
+            "override_delta {}",
+            all.override_delta
+        );
+    }
+
+    #[test]
     fn evaluation_on_a_small_set() {
         let pairs = generate(SEED, 60);
-        let scored = evaluate(&pairs);
+        let scored = evaluate(&pairs, None);
         let (per, all) = summarize(&pairs, &scored);
         assert_eq!(all.pairs, 60);
         assert!(!per.is_empty());

@@ -32,6 +32,9 @@ pub struct Request<'a> {
     pub max_output_chars: Option<usize>,
     /// Where the full original can be read back, named in elision markers.
     pub full_output: Option<&'a str>,
+    /// Let the model pass drop protected words too. Only for measuring what protection
+    /// saves (the heretic set's `override_delta`); nothing that emits output sets it.
+    pub unprotected: bool,
 }
 
 /// A successful compression.
@@ -123,7 +126,11 @@ pub fn compress(
     }
     let mut model = false;
     if let (true, Some(scorer)) = (settings.model, scorer) {
-        if let Some(dropped) = drop_words(&text, scorer) {
+        // Token counting and the reply still need time after the model: it gets three
+        // quarters of what is left, or its work is discarded (the rules' output stands).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let model_deadline = Instant::now() + left * 3 / 4;
+        if let Some(dropped) = drop_words(&text, scorer, model_deadline, !request.unprotected) {
             text = Cow::Owned(dropped);
             model = true;
         }
@@ -181,13 +188,18 @@ pub const KEEP_THRESHOLD: f32 = 0.5;
 /// The model pass: drop low-scoring words that are not protected, line by line.
 ///
 /// Lines keep their indentation and their order; marker lines are never touched; a line
-/// whose every word is dropped disappears. Returns `None` when nothing was dropped.
-fn drop_words(text: &str, scorer: &dyn Scorer) -> Option<String> {
-    let words: Vec<&str> = protect::words(text).collect();
-    let scores = scorer.score(&words).ok()?;
-    if scores.len() != words.len() {
-        return None;
-    }
+/// whose every word is dropped disappears. Returns `None` when nothing was dropped, or when
+/// the scorer failed (no loadable model, `deadline` passed): fail open to the rules' output.
+fn drop_words(text: &str, scorer: &dyn Scorer, deadline: Instant, protect: bool) -> Option<String> {
+    let gapped = crate::model::words::gapped_words(text);
+    let scores = match scorer.score(&gapped, deadline) {
+        Ok(scores) if scores.len() == gapped.len() => scores,
+        Ok(_) => return None,
+        Err(e) => {
+            crate::log::write(&format!("model pass skipped: {e:#}"));
+            return None;
+        }
+    };
     let mut scores = scores.into_iter();
     let mut out = String::with_capacity(text.len());
     let mut dropped_any = false;
@@ -201,7 +213,9 @@ fn drop_words(text: &str, scorer: &dyn Scorer) -> Option<String> {
         let kept: Vec<&str> = line_words
             .iter()
             .zip(&line_scores)
-            .filter(|(word, score)| **score >= KEEP_THRESHOLD || protect::is_protected(word))
+            .filter(|(word, score)| {
+                **score >= KEEP_THRESHOLD || (protect && protect::is_protected(word))
+            })
             .map(|(word, _)| *word)
             .collect();
         if kept.len() == line_words.len() {
@@ -386,6 +400,32 @@ mod tests {
         assert!(out.text.starts_with("foo_bar failed src/lib.rs:0\n"), "{}", out.text);
         let low = compress(&request, &Config::default(), Some(&FixedScorer(1.0)), later());
         assert_eq!(low, Err(Passthrough::SmallSaving));
+    }
+
+    /// A model that cannot answer in time.
+    struct LateScorer;
+
+    impl Scorer for LateScorer {
+        fn score(&self, words: &[(&str, &str)], _: Instant) -> anyhow::Result<Vec<f32>> {
+            assert_eq!(words[1], ("\n", "second"), "words come with their real whitespace");
+            anyhow::bail!("deadline passed")
+        }
+        fn describe(&self) -> String {
+            "late".into()
+        }
+    }
+
+    #[test]
+    fn a_failing_model_leaves_the_rules_output() {
+        let mut text = String::from("first\nsecond line\n");
+        for _ in 0..40 {
+            text.push_str("\x1b[32mthe same progress line over and over\x1b[0m\n");
+        }
+        let request = Request { text: &text, domain: Some(Domain::BashOutput), ..Request::default() };
+        let rules = compress(&request, &Config::default(), None, later()).unwrap();
+        let late = compress(&request, &Config::default(), Some(&LateScorer), later()).unwrap();
+        assert!(!late.model);
+        assert_eq!(late.text, rules.text);
     }
 
     #[test]

@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(all.head_tail_retention_pct, Some(40.0));
         assert_eq!(domains["file_read"].retention_pct, None);
         let pairs = heretic::generate(heretic::SEED, 20);
-        let scored = heretic::evaluate(&pairs);
+        let scored = heretic::evaluate(&pairs, None);
         let (kinds, h_all) = heretic::summarize(&pairs, &scored);
         let result = EvalResult {
             corpus: "/x/dev.jsonl.gz".into(),

@@ -1,14 +1,29 @@
 //! The model pass behind a narrow interface.
 //!
-//! A [`Scorer`] sees words (never subtokens) and returns one keep score per word. The
-//! pipeline, not the scorer, decides what is dropped: protected words are kept whatever
-//! their score (see [`crate::protect`]). Until a model is installed, the pipeline runs
-//! rules-only (no scorer), and `kompress doctor` says so.
+//! A [`Scorer`] sees words (never subtokens), each with the whitespace before it, and
+//! returns one keep score per word. The pipeline, not the scorer, decides what is dropped:
+//! protected words are kept whatever their score (see [`crate::protect`]).
+//!
+//! [`installed`] is how the hook, the pipe and `kompress eval` get the model: it only
+//! resolves the model directory (a few `stat` calls); the weights and the tokenizer are
+//! mapped the first time a text reaches the model pass, so a passthrough or a domain
+//! without the model never pays for them. When the model cannot be loaded, or would miss
+//! the deadline, the model pass is skipped and the rules' output stands.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+
+use crate::config::Config;
+use crate::model::{ModelScorer, ModelSource, resolve_model_dir};
 
 /// Scores words for keeping.
 pub trait Scorer: Send + Sync {
-    /// One score in `0.0..=1.0` per word of `words`, in order; higher means keep.
-    fn score(&self, words: &[&str]) -> anyhow::Result<Vec<f32>>;
+    /// One score in `0.0..=1.0` per word, in order; higher means keep. `words` holds
+    /// `(whitespace before, word)` pairs of the text. Fails once `deadline` has passed.
+    fn score(&self, words: &[(&str, &str)], deadline: Instant) -> Result<Vec<f32>>;
 
     /// A short description for `doctor` and reports.
     fn describe(&self) -> String;
@@ -19,11 +34,66 @@ pub trait Scorer: Send + Sync {
 pub struct FixedScorer(pub f32);
 
 impl Scorer for FixedScorer {
-    fn score(&self, words: &[&str]) -> anyhow::Result<Vec<f32>> {
+    fn score(&self, words: &[(&str, &str)], _deadline: Instant) -> Result<Vec<f32>> {
         Ok(vec![self.0; words.len()])
     }
 
     fn describe(&self) -> String {
         format!("fixed score {}", self.0)
     }
+}
+
+/// A model directory, loaded on first use.
+pub struct LazyModel {
+    dir: PathBuf,
+    source: ModelSource,
+    loaded: OnceLock<Result<ModelScorer, String>>,
+}
+
+impl LazyModel {
+    pub fn new(dir: PathBuf, source: ModelSource) -> Self {
+        LazyModel {
+            dir,
+            source,
+            loaded: OnceLock::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the model now (if not yet); the error says why it cannot be used.
+    pub fn get(&self) -> Result<&ModelScorer> {
+        self.loaded
+            .get_or_init(|| ModelScorer::load(&self.dir).map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow!("model at {}: {e}", self.dir.display()))
+    }
+}
+
+impl Scorer for LazyModel {
+    fn score(&self, words: &[(&str, &str)], deadline: Instant) -> Result<Vec<f32>> {
+        self.get()?.score_gapped(words, deadline)
+    }
+
+    fn describe(&self) -> String {
+        let how = match self.source {
+            ModelSource::Flag => "--model",
+            ModelSource::Env => "KOMPRESS_MODEL",
+            ModelSource::DataDir => "data directory",
+            ModelSource::Repository => "repository",
+        };
+        format!("model at {} ({how})", self.dir.display())
+    }
+}
+
+/// The model the configuration asks for: `None` when `model = false` (or
+/// `KOMPRESS_NO_MODEL=1`) or when no model directory is found.
+pub fn installed(config: &Config) -> Option<LazyModel> {
+    if !config.model {
+        return None;
+    }
+    let (dir, source) = resolve_model_dir(None)?;
+    Some(LazyModel::new(dir, source))
 }

@@ -384,3 +384,30 @@ fn sixty_four_hooks_at_once() {
     // batch is bounded by the deadline times the oversubscription, with a wide margin.
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
 }
+
+/// Prose in a Bash output: the shipped model drops function words, never a protected word,
+/// and `KOMPRESS_NO_MODEL=1` (or `model = false`) turns the model pass off.
+#[test]
+fn the_shipped_model_drops_filler_words_and_can_be_turned_off() {
+    let env = Env::new().with_model();
+    let mut text = String::new();
+    for i in 0..12 {
+        text.push_str(&format!(
+            "In run {i} the migration of the table is now done and it was applied to the database at /srv/app/db.sqlite3 by the worker\n"
+        ));
+    }
+    let with_model = env.run(&["--domain", "prose"], text.as_bytes());
+    assert!(with_model.status.success());
+    let out = String::from_utf8(with_model.stdout).unwrap();
+    assert!(out.len() < text.len(), "nothing dropped:\n{out}");
+    for word in text.split_whitespace().filter(|w| kompress::protect::is_protected(w)) {
+        assert!(out.contains(word), "protected {word:?} lost:\n{out}");
+    }
+    assert!(!out.contains(" the "), "function words stay:\n{out}");
+
+    let mut command = env.command(&["--domain", "prose"]);
+    command.env("KOMPRESS_NO_MODEL", "1");
+    let rules = env.run_with(command, text.as_bytes());
+    assert_eq!(String::from_utf8(rules.stdout).unwrap(), text, "rules alone change nothing here");
+    assert_eq!(env.log(), "", "no error logged");
+}

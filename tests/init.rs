@@ -43,6 +43,7 @@ impl Sandbox {
             .env("KOMPRESS_HOME", self.path("kompress"))
             .env_remove("KOMPRESS_CONFIG")
             .env_remove("KOMPRESS_MODEL")
+            .env_remove("KOMPRESS_NO_MODEL")
             .env_remove("KOMPRESS_DISABLE")
             .current_dir(self.path("project"));
         command
@@ -1078,9 +1079,10 @@ fn doctor_on_a_fresh_install() {
         line(&report, "binary")[0].contains(env!("CARGO_PKG_VERSION")),
         "{report}"
     );
+    // A checkout's binary finds the repository's model/.
+    let model = line(&report, "model")[0];
     assert!(
-        line(&report, "model")[0]
-            .contains("rules-only (no trained model ships yet and the hook does not call the model"),
+        model.starts_with("ok") && model.contains("ModernBERT token classifier") && model.contains("(repository)"),
         "{report}"
     );
     let hook = line(&report, "hook");
@@ -1131,15 +1133,16 @@ fn doctor_warns_about_old_or_missing_claude() {
 }
 
 #[test]
-fn doctor_finds_a_model_but_does_not_use_it() {
+fn doctor_reports_an_installed_model_that_cannot_load() {
     let sandbox = Sandbox::new();
     let model = sandbox.path("kompress/data/model");
     fs::create_dir_all(&model).unwrap();
     fs::write(model.join("config.json"), "{}").unwrap();
+    fs::write(model.join("model.q8_0.gguf"), "not a gguf file").unwrap();
     let report = stdout(&doctor(&sandbox, &sandbox.path("project")));
     let model_line = line(&report, "model")[0];
     assert!(
-        model_line.contains("rules-only") && model_line.contains("not used yet"),
+        model_line.starts_with("warn") && model_line.contains("rules-only") && model_line.contains("cannot be loaded"),
         "{report}"
     );
     assert!(model_line.contains(model.to_str().unwrap()), "{report}");

@@ -327,7 +327,9 @@ fn scores_every_word_across_chunks() {
                 "word {i} {word:?} split or lost"
             );
         }
-        let scores = scorer.score(&words).unwrap();
+        let scores = scorer
+            .score_gapped(&words::single_spaced(&words), far())
+            .unwrap();
         assert_eq!(scores.len(), words.len());
         assert!(
             scores.iter().all(|s| (0.0..=1.0).contains(s)),
@@ -335,7 +337,9 @@ fn scores_every_word_across_chunks() {
         );
         assert_eq!(
             scores,
-            scorer.score(&words).unwrap(),
+            scorer
+                .score_gapped(&words::single_spaced(&words), far())
+                .unwrap(),
             "{name}: not deterministic"
         );
         let spread =
@@ -356,7 +360,9 @@ fn word_score_is_max_of_its_subtokens() {
         "done",
     ];
     let scorer = scorer("tiny-token-cls");
-    let scores = scorer.score(&words).unwrap();
+    let scores = scorer
+        .score_gapped(&words::single_spaced(&words), far())
+        .unwrap();
     let chunks = scorer.chunks(&words::single_spaced(&words));
     assert_eq!(chunks.len(), 1);
     // The same forward by hand.
@@ -398,9 +404,26 @@ fn overlong_word_stays_one_word() {
         .collect();
     assert_eq!(owners[0], vec![0]);
     assert_eq!(owners[1], vec![1; 14], "the long word alone, truncated");
-    assert_eq!(scorer.score(&words).unwrap().len(), 4);
-    assert!(scorer.score(&[]).unwrap().is_empty());
+    assert_eq!(
+        scorer
+            .score_gapped(&words::single_spaced(&words), far())
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(scorer.score_gapped(&[], far()).unwrap().is_empty());
     assert!(scorer.describe().contains("dual"));
+    let past = std::time::Instant::now();
+    assert!(
+        scorer
+            .score_gapped(&words::single_spaced(&words), past)
+            .is_err(),
+        "a passed deadline stops the scoring"
+    );
+}
+
+fn far() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(600)
 }
 
 // ---------------------------------------------------------------------------------------------

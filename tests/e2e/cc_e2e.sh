@@ -46,6 +46,11 @@ run_case bash_huge --tool Bash --input '{"command":"sh huge.sh"}' \
     --setup "cat > huge.sh <<'EOF'
 $gen_huge
 EOF"
+# Release notes a command printed: prose, where the model pass drops function words.
+run_case bash_prose --tool Bash --input '{"command":"sh notes.sh"}' \
+    --setup "cat > notes.sh <<'EOF'
+for i in \$(seq 1 30); do echo \"In release \$i the importer of the project is now able to read the files that are written by the exporter of the older version\"; done
+EOF"
 run_case read_source --tool Read --input '{"file_path":"@PROJECT@/big.py"}' \
     --setup "cp $repo/src/pipeline.rs big.py"
 run_case read_data --tool Read --input '{"file_path":"@PROJECT@/fixture.py"}' \

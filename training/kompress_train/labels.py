@@ -6,14 +6,16 @@ the *text* (1 = keep). Two label sources:
 * synthetic pairs: a word is kept iff it survives in the reference, found by a longest
   common subsequence over words (`lcs_keep`). The generators build the reference by
   deleting words, so the LCS recovers exactly that deletion up to ties between equal words.
-* real corpus records (shared/corpus/dev.jsonl.gz): the union of
-  (a) the must-keep rules (a protected word is always kept), and
-  (b) the structural passes' decisions: the record is piped through the release binary
-      (`kompress --domain <domain>`, model off since model/ holds no weights) and a text
-      word is kept iff the LCS aligns it to a word of the output.
-  (c) "what the agent used later in the trajectory" is not available: dev.jsonl.gz holds
-      single tool results with their `source` (instance) but no trajectories (no later
-      assistant turns), so this source cannot be computed from it.
+* real corpus records (shared/corpus/dev.jsonl.gz), labelled where the model meets them:
+  the record is piped through the release binary (`kompress --domain <domain>`, model
+  off), so the text is what the structural passes leave, and a word of it is kept iff
+  (a) the must-keep rules protect it, or
+  (b) the filler teacher (filler.py) does not call it filler.
+  The structural passes' own decisions were the first label source tried: aligned to the
+  raw text they keep ~97% of the words (whole redundant lines go, nothing inside a line),
+  so they teach almost only "keep", and the runtime has already applied them anyway.
+  "What the agent used later in the trajectory" is not available: dev.jsonl.gz holds
+  single tool results with their `source` (instance) but no trajectories.
 
 Records are split into train/validation by a SHA-256 of their `source` (80/20), so no
 instance is in both.
@@ -31,6 +33,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from . import filler
 from .must_keep import gapped_words, is_protected, words
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,58 +112,50 @@ def structural_output(binary: Path, domain: str, text: str, home: str) -> str:
     return r.stdout.decode("utf-8", errors="replace")
 
 
-def same_json(a: str, b: str) -> bool:
-    """True when both texts parse as JSON to equal values (a lossless re-serialisation)."""
-    if a == b or not b.lstrip().startswith(("{", "[")):
-        return False
-    try:
-        return json.loads(a) == json.loads(b)
-    except ValueError:
-        return False
-
-
 def load_corpus(path: Path = CORPUS) -> list[dict]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
 
 def label_real(records: list[dict], binary: Path, progress: bool = True) -> list[dict]:
-    """Label each record: keep = must-keep OR kept by the structural passes."""
+    """Label each record as the model meets it at run time.
+
+    The model pass runs *after* the structural passes, so a row's text is the record's
+    text after them (the release binary with the model off), and its labels are
+    keep = must-keep OR not filler (filler.py). Training on the raw text instead would
+    teach the model to redo the passes' line removals and leave a training-production gap.
+    """
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
     it = records
     if progress and tqdm is not None:
-        it = tqdm(records, desc="structural labels", unit="rec", file=sys.stderr)
+        it = tqdm(records, desc="label real records", unit="rec", file=sys.stderr)
     out = []
     with tempfile.TemporaryDirectory(prefix="kompress-label-") as home:
         for r in it:
-            text = r["text"]
+            if not words(r["text"]):
+                continue
+            text = structural_output(binary, r["domain"], r["text"], home)
             tw = words(text)
             if not tw:
                 continue
-            compressed = structural_output(binary, r["domain"], text, home)
-            if same_json(text, compressed):
-                # The JSON pass re-serialises (pretty -> compact) without dropping anything;
-                # word alignment would call every re-spaced word dropped.
-                struct = [True] * len(tw)
-            else:
-                struct = lcs_keep(tw, words(compressed))
+            teacher = filler.keep_labels(text)
             must = [int(is_protected(w)) for w in tw]
-            keep = [int(s or m) for s, m in zip(struct, must)]
+            keep = [int(t or m) for t, m in zip(teacher, must)]
             out.append({
                 "id": r["id"], "source": r["source"], "domain": r["domain"],
                 "split": split_of(r["source"]), "text": text,
+                "raw_words": len(words(r["text"])),
                 "keep": "".join(map(str, keep)), "must": "".join(map(str, must)),
-                "struct": "".join("1" if s else "0" for s in struct),
             })
     return out
 
 
 def stats(rows: list[dict]) -> dict:
-    """Per (domain, split): words, keep rate, must-keep share, structural keep rate, and how
-    many words only the must-keep rules saved (structural dropped a protected word)."""
+    """Per (domain, split): words, keep rate, must-keep share, the share of the raw words
+    the structural passes leave (struct_keep_rate), records with a dropped word."""
     acc: dict = defaultdict(lambda: defaultdict(int))
     for r in rows:
         for key in ((r["domain"], r["split"]), ("ALL", r["split"])):
@@ -169,27 +164,23 @@ def stats(rows: list[dict]) -> dict:
             a["words"] += len(r["keep"])
             a["keep"] += r["keep"].count("1")
             a["must"] += r["must"].count("1")
-            s = r.get("struct")
-            if s:
-                a["struct_keep"] += s.count("1")
-                a["rescued"] += sum(1 for x, y in zip(s, r["must"]) if x == "0" and y == "1")
-                a["compressed_records"] += int("0" in s)
+            a["raw_words"] += r.get("raw_words", len(r["keep"]))
+            a["records_with_drops"] += int("0" in r["keep"])
     out = {}
     for (dom, split), a in sorted(acc.items()):
         w = max(a["words"], 1)
         out[f"{dom}/{split}"] = {
             "records": a["records"], "words": a["words"],
             "keep_rate": round(a["keep"] / w, 4), "must_share": round(a["must"] / w, 4),
-            "struct_keep_rate": round(a["struct_keep"] / w, 4),
-            "must_rescued_share": round(a["rescued"] / w, 4),
-            "records_with_drops": a["compressed_records"],
+            "struct_keep_rate": round(a["words"] / max(a["raw_words"], 1), 4),
+            "records_with_drops": a["records_with_drops"],
         }
     return out
 
 
 def format_stats(st: dict) -> str:
     cols = ["records", "words", "keep_rate", "must_share", "struct_keep_rate",
-            "must_rescued_share", "records_with_drops"]
+            "records_with_drops"]
     lines = ["%-26s" % "domain/split" + "".join("%12s" % c[:12] for c in cols)]
     for k, v in st.items():
         lines.append("%-26s" % k + "".join("%12s" % v[c] for c in cols))
