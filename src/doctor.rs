@@ -7,7 +7,7 @@
 //! ```text
 //! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0)
 //! ok   config  no file at /home/u/.config/kompress/config.toml; using the defaults
-//! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf (data directory)
+//! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf, found via the data directory
 //! ok   hook    registered in /home/u/.claude/settings.json: `/home/u/.local/bin/kompress hook`
 //! warn claude  Claude Code 2.1.100 is older than 2.1.121: …
 //! ```
@@ -208,7 +208,7 @@ fn model(enabled: bool, found: Option<&LazyModel>) -> Check {
         Ok(scorer) => Check::new(
             Status::Ok,
             "model",
-            format!("{} ({})", scorer.describe(), found.describe()),
+            format!("{}, found via {}", scorer.describe(), found.source_name()),
         ),
         Err(err) => Check::new(
             Status::Warn,

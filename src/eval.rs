@@ -811,7 +811,7 @@ pub fn evaluate(
             seed: heretic::SEED,
             method: format!(
                 "in-process pipeline::compress, domain forced per generator, default configuration, {}",
-                model.map_or("rules-only".to_string(), |m| m.describe())
+                model.map_or("rules-only".to_string(), |m| m.label())
             ),
             kinds,
             all,
@@ -825,7 +825,7 @@ pub fn evaluate(
     Ok(EvalResult {
         corpus: corpus.display().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model.map_or("rules-only".to_string(), |m| m.describe()),
+        model: model.map_or("rules-only".to_string(), |m| m.label()),
         wall_s,
         records_per_s: if wall_s > 0.0 {
             outcomes.len() as f64 / wall_s

@@ -72,19 +72,39 @@ impl LazyModel {
     }
 }
 
+impl LazyModel {
+    /// Where the model came from and its weights file's size, without the directory (for
+    /// reports that are committed or shared).
+    pub fn label(&self) -> String {
+        let weights = self.dir.join(crate::model::GGUF_FILE);
+        let file = if weights.is_file() {
+            weights
+        } else {
+            self.dir.join(crate::model::SAFETENSORS_FILE)
+        };
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        format!("model {name} ({size} bytes) from {}", self.source_name())
+    }
+
+    /// How the model directory was found.
+    pub fn source_name(&self) -> &'static str {
+        match self.source {
+            ModelSource::Flag => "--model",
+            ModelSource::Env => "KOMPRESS_MODEL",
+            ModelSource::DataDir => "the data directory",
+            ModelSource::Repository => "the repository's model/",
+        }
+    }
+}
+
 impl Scorer for LazyModel {
     fn score(&self, words: &[(&str, &str)], deadline: Instant) -> Result<Vec<f32>> {
         self.get()?.score_gapped(words, deadline)
     }
 
     fn describe(&self) -> String {
-        let how = match self.source {
-            ModelSource::Flag => "--model",
-            ModelSource::Env => "KOMPRESS_MODEL",
-            ModelSource::DataDir => "data directory",
-            ModelSource::Repository => "repository",
-        };
-        format!("model at {} ({how})", self.dir.display())
+        format!("model at {} ({})", self.dir.display(), self.source_name())
     }
 }
 

@@ -1082,7 +1082,7 @@ fn doctor_on_a_fresh_install() {
     // A checkout's binary finds the repository's model/.
     let model = line(&report, "model")[0];
     assert!(
-        model.starts_with("ok") && model.contains("ModernBERT token classifier") && model.contains("(repository)"),
+        model.starts_with("ok") && model.contains("ModernBERT token classifier") && model.contains("found via the repository's model/"),
         "{report}"
     );
     let hook = line(&report, "hook");
