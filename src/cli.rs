@@ -13,6 +13,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub domain: Option<Domain>,
 
+    /// Use the model in DIR (pipe mode; before KOMPRESS_MODEL, the data dir and the
+    /// repository's model/).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -46,12 +52,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Claude Code PostToolUse hook: payload on stdin, replacement JSON or nothing on stdout.
-    Hook,
+    Hook {
+        /// Use the model in DIR.
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
+    },
     /// Run a command, print its compressed output (stdout and stderr merged), keep its exit code.
     Run {
         /// Compress as this domain instead of detecting it.
         #[arg(long, value_name = "NAME")]
         domain: Option<Domain>,
+        /// Use the model in DIR.
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -113,6 +126,9 @@ pub enum Command {
         /// Pairs of the seeded heretic set to score with the seed's metrics (0: skip).
         #[arg(long, value_name = "N", default_value_t = 1000)]
         heretic: usize,
+        /// Use the model in DIR (the hook processes get it as KOMPRESS_MODEL).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
     },
     /// Convert a Hugging Face checkpoint into a model directory, or describe one.
     Model {
@@ -127,9 +143,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Hook) => hook_main(),
-        None => report(pipe_main(cli.domain)),
-        Some(Command::Run { domain, command }) => match run_main(domain, &command) {
+        Some(Command::Hook { model }) => hook_main(model),
+        None => report(pipe_main(cli.domain, cli.model.as_deref())),
+        Some(Command::Run { domain, model, command }) => match run_main(domain, model.as_deref(), &command) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
@@ -143,8 +159,8 @@ pub fn main() -> ExitCode {
         Some(Command::Show { id, lines, grep }) => report(store::show_main(&id, lines.as_deref(), grep.as_deref())),
         Some(Command::Stats { json, since }) => report(stats::main(json, since.as_deref())),
         Some(Command::Purge) => report(store::purge_main()),
-        Some(Command::Eval { corpus, limit, json, examples, report_dir, heretic }) => {
-            let options = eval::Options { corpus, limit, json, examples, report: report_dir, heretic };
+        Some(Command::Eval { corpus, limit, json, examples, report_dir, heretic, model }) => {
+            let options = eval::Options { corpus, limit, json, examples, report: report_dir, heretic, model };
             report(eval::main(&options))
         }
         Some(Command::Model { command }) => report(crate::model::convert::main(command)),
@@ -168,7 +184,12 @@ fn report(result: Result<()>) -> ExitCode {
 const CLI_MIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Compress `bytes` for a terminal or a pipe: the original when anything goes wrong.
-fn compress_for_cli(bytes: Vec<u8>, domain: Option<Domain>, command: Option<&str>) -> Vec<u8> {
+fn compress_for_cli(
+    bytes: Vec<u8>,
+    domain: Option<Domain>,
+    model_dir: Option<&Path>,
+    command: Option<&str>,
+) -> Vec<u8> {
     // Undecodable output is not text for a model: pass it through byte for byte.
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -184,7 +205,14 @@ fn compress_for_cli(bytes: Vec<u8>, domain: Option<Domain>, command: Option<&str
     let deadline = Instant::now() + config.deadline.max(CLI_MIN_DEADLINE);
     let hints = Hints { command, ..Hints::default() };
     let request = Request { text: &text, hints, domain, ..Request::default() };
-    let model = crate::scorer::installed(&config);
+    let mut model = crate::scorer::installed(&config, model_dir);
+    // A model asked for by name that cannot load is worth a word on the terminal.
+    if let (Some(m), Some(_)) = (&model, model_dir) {
+        if let Err(err) = m.get() {
+            eprintln!("kompress: {err:#}; compressing without the model (check the path, or `kompress model info --model DIR`)");
+            model = None;
+        }
+    }
     let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
     match pipeline::compress(&request, &config, scorer, deadline) {
         Ok(compressed) => compressed.text.into_bytes(),
@@ -192,10 +220,10 @@ fn compress_for_cli(bytes: Vec<u8>, domain: Option<Domain>, command: Option<&str
     }
 }
 
-fn pipe_main(domain: Option<Domain>) -> Result<()> {
+fn pipe_main(domain: Option<Domain>, model: Option<&Path>) -> Result<()> {
     let mut bytes = Vec::new();
     std::io::stdin().read_to_end(&mut bytes).context("cannot read stdin")?;
-    write_stdout(&compress_for_cli(bytes, domain, None))
+    write_stdout(&compress_for_cli(bytes, domain, model, None))
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
@@ -209,7 +237,7 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn run_main(domain: Option<Domain>, command: &[OsString]) -> Result<ExitCode> {
+fn run_main(domain: Option<Domain>, model: Option<&Path>, command: &[OsString]) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
     let (mut reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = std::process::Command::new(program)
@@ -225,7 +253,7 @@ fn run_main(domain: Option<Domain>, command: &[OsString]) -> Result<ExitCode> {
     let status = child.wait().context("cannot wait for the command")?;
     read.context("cannot read the command's output")?;
     let line: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    write_stdout(&compress_for_cli(output, domain, Some(&line.join(" "))))?;
+    write_stdout(&compress_for_cli(output, domain, model, Some(&line.join(" "))))?;
     Ok(exit_code_of(status))
 }
 
@@ -247,7 +275,7 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
 /// Extra time past the deadline before the hook gives up on its worker thread.
 const HOOK_GRACE: Duration = Duration::from_millis(150);
 
-fn hook_main() -> ExitCode {
+fn hook_main(model_dir: Option<PathBuf>) -> ExitCode {
     let start = Instant::now();
     // A panic message on stderr would reach the user's transcript: log it instead.
     std::panic::set_hook(Box::new(|info| log::write(&format!("hook panic: {info}"))));
@@ -279,7 +307,7 @@ fn hook_main() -> ExitCode {
         let local = local.clone();
         move || {
             let result = std::panic::catch_unwind(|| {
-                let model = crate::scorer::installed(&config);
+                let model = crate::scorer::installed(&config, model_dir.as_deref());
                 let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
                 hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
             });

@@ -84,7 +84,7 @@ pub fn main() -> Result<()> {
     let config = Config::load().unwrap_or_default();
     checks.push(model(
         config.model,
-        crate::scorer::installed(&config).as_ref(),
+        crate::scorer::installed(&config, None).as_ref(),
     ));
     checks.extend(hook());
     checks.push(claude());

@@ -773,6 +773,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// Pairs of the heretic set (0: skip it).
     pub heretic: usize,
+    /// `--model DIR`.
+    pub model: Option<PathBuf>,
 }
 
 /// Run the corpus through the hook binary `binary` and the heretic set through the
@@ -852,7 +854,7 @@ pub fn main(options: &Options) -> Result<()> {
     }
     let binary: PathBuf = std::env::current_exe().context("cannot find the kompress binary")?;
     let config = Config::load()?;
-    let model = crate::scorer::installed(&config);
+    let model = crate::scorer::installed(&config, options.model.as_deref());
     if let Some(m) = &model {
         // Fail here, with a message, rather than in every hook process.
         m.get()?;

@@ -108,12 +108,13 @@ impl Scorer for LazyModel {
     }
 }
 
-/// The model the configuration asks for: `None` when `model = false` (or
-/// `KOMPRESS_NO_MODEL=1`) or when no model directory is found.
-pub fn installed(config: &Config) -> Option<LazyModel> {
-    if !config.model {
+/// The model to use: `explicit` (`--model DIR`) whatever the configuration says, else
+/// `None` when `model = false` (or `KOMPRESS_NO_MODEL=1`), else the first model directory
+/// of [`resolve_model_dir`]'s lookup order, if any.
+pub fn installed(config: &Config, explicit: Option<&Path>) -> Option<LazyModel> {
+    if !config.model && explicit.is_none() {
         return None;
     }
-    let (dir, source) = resolve_model_dir(None)?;
+    let (dir, source) = resolve_model_dir(explicit)?;
     Some(LazyModel::new(dir, source))
 }

@@ -419,3 +419,24 @@ fn the_shipped_model_drops_filler_words_and_can_be_turned_off() {
     assert_eq!(String::from_utf8(rules.stdout).unwrap(), text, "rules alone change nothing here");
     assert_eq!(env.log(), "", "no error logged");
 }
+
+/// `--model DIR` picks the model in pipe mode even when the configuration turned it off,
+/// and a directory that holds none is reported on stderr while the output still comes.
+#[test]
+fn model_flag_selects_the_model_and_reports_a_bad_one() {
+    let env = Env::new().with_model();
+    let text = "In run 3 the migration of the table is now done and it was applied to the database at /srv/app/db.sqlite3 by the worker\n".repeat(3);
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/model");
+    let mut command = env.command(&["--domain", "prose", "--model", shipped]);
+    command.env("KOMPRESS_NO_MODEL", "1");
+    let out = env.run_with(command, text.as_bytes());
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.starts_with("In run 3 migration table"), "{out}");
+
+    let missing = env.home.path().join("no-model");
+    let bad = env.run(&["--domain", "prose", "--model", missing.to_str().unwrap()], text.as_bytes());
+    assert!(bad.status.success());
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(stderr.contains("no-model") && stderr.contains("without the model"), "{stderr}");
+    assert!(!bad.stdout.is_empty());
+}
