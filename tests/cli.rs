@@ -349,7 +349,9 @@ fn a_five_megabyte_line_and_an_unwritable_cache_fail_open() {
 }
 
 /// 64 hooks at once on large inputs: every one exits 0 with a valid reply or nothing, and
-/// each finishes near its deadline at worst, and none peaks above 128 MiB of RSS.
+/// each finishes near its deadline at worst. (A child's peak RSS cannot be read from here:
+/// Linux carries the spawning process's peak into the child's `ru_maxrss` at `exec`, and
+/// this test binary holds other tests' 100 MB payloads.)
 #[test]
 fn sixty_four_hooks_at_once() {
     let env = Env::new();
@@ -379,15 +381,7 @@ fn sixty_four_hooks_at_once() {
         }
     }
     let elapsed = start.elapsed();
-    // The largest peak RSS of any child this test binary has waited for (Linux: KiB): every
-    // one of the 64 hooks, and the other tests' kompress processes, stayed under it.
-    // SAFETY: an all-zero `rusage` is a valid value of a plain C struct; the pointer is to
-    // a live local.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
-    let peak_mib = usage.ru_maxrss as f64 / 1024.0;
-    eprintln!("64 hooks: {replaced} replaced, {elapsed:?} in all, largest child peak RSS {peak_mib:.1} MiB");
-    assert!(peak_mib < 128.0, "a hook process peaked at {peak_mib:.1} MiB");
+    eprintln!("64 hooks: {replaced} replaced, {elapsed:?} in all");
     // 64 processes share 2 cores here; each gives up at its 2 s deadline, so the whole
     // batch is bounded by the deadline times the oversubscription, with a wide margin.
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
