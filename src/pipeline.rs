@@ -128,8 +128,8 @@ pub fn compress(
     if let (true, Some(scorer)) = (settings.model, scorer) {
         // Token counting and the reply still need time after the model: it gets three
         // quarters of what is left, or its work is discarded (the rules' output stands).
-        let left = deadline.saturating_duration_since(Instant::now());
-        let model_deadline = Instant::now() + left * 3 / 4;
+        let now = Instant::now();
+        let model_deadline = now + deadline.saturating_duration_since(now) * 3 / 4;
         if let Some(dropped) = drop_words(&text, scorer, model_deadline, !request.unprotected) {
             text = Cow::Owned(dropped);
             model = true;
