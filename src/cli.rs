@@ -137,6 +137,17 @@ pub enum Command {
     },
     /// Benchmark the model runtime: load time, tokens/s, cold start and memory.
     Bench(crate::model::bench::BenchArgs),
+    /// Run a command and write its own peak RSS and wall time to FILE (used by `eval` and
+    /// the tests; see the `measure` module for why a launcher is needed).
+    #[command(name = "measure-child", hide = true)]
+    MeasureChild {
+        /// Where to write the usage, as JSON.
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
 }
 
 /// Parse the arguments and run. The process's exit code.
@@ -165,6 +176,7 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Model { command }) => report(crate::model::convert::main(command)),
         Some(Command::Bench(args)) => report(crate::model::bench::cli_main(args)),
+        Some(Command::MeasureChild { report, command }) => crate::measure::main(&report, &command),
     }
 }
 
@@ -257,19 +269,13 @@ fn run_main(domain: Option<Domain>, model: Option<&Path>, command: &[OsString]) 
     Ok(exit_code_of(status))
 }
 
-/// The command's exit code; `128 + signal` when a signal killed it, as shells report it.
+/// The command's exit code, or `128 + signal` (see [`crate::measure::exit_code`]).
 fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    if let Some(code) = status.code() {
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
-    }
     #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return ExitCode::from(u8::try_from((128 + signal) & 0xff).unwrap_or(1));
-        }
-    }
-    ExitCode::FAILURE
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal = None;
+    crate::measure::exit_code(status.code(), signal)
 }
 
 /// Extra time past the deadline before the hook gives up on its worker thread.

@@ -8,7 +8,8 @@
 //! `updatedToolOutput` that differs from `tool_response` only in the tool's text field.
 //!
 //! Per record it measures cl100k tokens before and after, must-keep retention, JSON
-//! validity, latency and the hook process's peak RSS (`wait4`), and the head+tail
+//! validity, latency and the hook process's own peak RSS (through the `measure-child`
+//! launcher, see [`crate::measure`]), and the head+tail
 //! truncation baseline at kompress's token budget; [`evaluate`] adds the heretic set
 //! (see [`crate::heretic`]) and [`crate::report`] writes the report. Every metric is
 //! defined in `docs/metrics.md` and computed in [`crate::metrics`].
@@ -16,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -27,7 +28,7 @@ use crate::config::Config;
 use crate::domain::{self, Domain, Hints};
 use crate::metrics::{self, Retention};
 use crate::scorer::{LazyModel, Scorer};
-use crate::{heretic, report, tokens};
+use crate::{heretic, measure, report, tokens};
 
 /// One corpus record.
 #[derive(Clone, Debug)]
@@ -248,9 +249,9 @@ pub struct Outcome {
     pub shape_error: Option<String>,
     /// Non-zero exit, a signal, stderr output or unparsable stdout.
     pub crash: Option<String>,
-    /// Wall time from spawn to exit, in milliseconds.
+    /// Wall time from spawn to exit, in milliseconds (measured by the launcher).
     pub latency_ms: f64,
-    /// Peak resident set size of the hook process, in KiB (`ru_maxrss` from `wait4`).
+    /// Peak resident set size of the hook process, in KiB (see [`crate::measure`]).
     pub max_rss_kb: u64,
     /// The domain kompress detects for the record (it may differ from the corpus label).
     pub detected: String,
@@ -289,72 +290,22 @@ pub fn run(binary: &Path, records: &[Record], env: &[(String, String)]) -> Resul
     bar.set_prefix("kompress eval");
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records {
-        outcomes.push(run_one(binary, record, env)?);
+        let outcome = run_one(binary, record, env);
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(usage_report_path());
+        }
+        outcomes.push(outcome?);
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let _ = std::fs::remove_file(usage_report_path());
     Ok(outcomes)
 }
 
-/// How a reaped child ended, and its peak RSS in KiB.
-struct Exit {
-    success: bool,
-    describe: String,
-    max_rss_kb: u64,
-}
-
-/// Wait for `child` and read its resource usage (`wait4`, so the peak RSS is the child's
-/// own, not the maximum over every child so far).
-#[cfg(unix)]
-fn reap(child: std::process::Child) -> Result<Exit> {
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero `rusage` is a valid value of a plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own unreaped child; the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).context("hook did not finish");
-        }
-    }
-    drop(child);
-    // Linux reports kilobytes; macOS bytes.
-    let rss = usage.ru_maxrss.max(0) as u64;
-    let max_rss_kb = if cfg!(target_os = "macos") {
-        rss / 1024
-    } else {
-        rss
-    };
-    let (success, describe) = if libc::WIFEXITED(status) {
-        (
-            libc::WEXITSTATUS(status) == 0,
-            format!("exit {}", libc::WEXITSTATUS(status)),
-        )
-    } else if libc::WIFSIGNALED(status) {
-        (false, format!("signal {}", libc::WTERMSIG(status)))
-    } else {
-        (false, format!("status {status}"))
-    };
-    Ok(Exit {
-        success,
-        describe,
-        max_rss_kb,
-    })
-}
-
-#[cfg(not(unix))]
-fn reap(mut child: std::process::Child) -> Result<Exit> {
-    let status = child.wait().context("hook did not finish")?;
-    Ok(Exit {
-        success: status.success(),
-        describe: format!("{status}"),
-        max_rss_kb: 0,
-    })
+/// Where this process's `measure-child` launchers write the hook's usage (one hook runs
+/// at a time).
+fn usage_report_path() -> PathBuf {
+    std::env::temp_dir().join(format!("kompress-eval-usage-{}.json", std::process::id()))
 }
 
 fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<Outcome> {
@@ -363,9 +314,10 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
     // order, so session memory must never link two of them.
     payload["session_id"] = json!(format!("kompress-eval-{}", record.id));
     let payload = serde_json::to_vec(&payload)?;
-    let start = Instant::now();
-    let mut child = Command::new(binary)
-        .arg("hook")
+    // Under the launcher, so that the peak RSS is the hook's own (see `measure`).
+    let report = usage_report_path();
+    let _ = std::fs::remove_file(&report);
+    let mut child = measure::command(binary, &report, &["hook"])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -386,9 +338,10 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         .read_to_end(&mut stdout)
         .context("cannot read the hook's stdout")?;
     let stderr = err_reader.join().unwrap_or_default();
-    let exit = reap(child)?;
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let launcher = child.wait().context("cannot wait for the hook")?;
     let _ = writer.join();
+    let exit = measure::read_report(&report)
+        .with_context(|| format!("the hook under measure-child did not report ({launcher})"))?;
     let before = visible_text(&record.tool_name, &record.tool_response);
     let protected = metrics::protected_set(&before).len();
     let mut outcome = Outcome {
@@ -403,7 +356,7 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         replaced: false,
         shape_error: None,
         crash: None,
-        latency_ms,
+        latency_ms: exit.wall_ms,
         max_rss_kb: exit.max_rss_kb,
         detected: detected_domain(record, &before).to_string(),
         retention: Retention {
@@ -418,10 +371,10 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         after: None,
     };
     outcome.tokens_out = outcome.tokens_in;
-    if !exit.success || !stderr.is_empty() {
+    if !exit.success() || !stderr.is_empty() {
         outcome.crash = Some(format!(
             "{}, stderr {:?}",
-            exit.describe,
+            exit.describe(),
             String::from_utf8_lossy(&stderr)
         ));
         return Ok(outcome);

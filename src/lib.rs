@@ -24,6 +24,7 @@ pub mod hook;
 pub mod init;
 pub mod linediff;
 pub mod log;
+pub mod measure;
 pub mod metrics;
 pub mod model;
 pub mod passes;

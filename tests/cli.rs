@@ -3,8 +3,7 @@
 //! Hook mode must fail open: whatever arrives, it exits 0, writes nothing to stderr,
 //! and prints either nothing or a replacement in the tool's own shape.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kompress::eval::check_shape;
@@ -348,43 +347,93 @@ fn a_five_megabyte_line_and_an_unwritable_cache_fail_open() {
     assert_passthrough(&env.run(&["hook"], &input));
 }
 
-/// 64 hooks at once on large inputs: every one exits 0 with a valid reply or nothing, and
-/// each finishes near its deadline at worst. (A child's peak RSS cannot be read from here:
-/// Linux carries the spawning process's peak into the child's `ru_maxrss` at `exec`, and
-/// this test binary holds other tests' 100 MB payloads.)
+/// 64 hooks at once on large inputs, sharing one home: every one exits 0 with a valid reply
+/// or nothing, the batch finishes near the deadline at worst, each hook's own peak RSS
+/// stays bounded, and the shared state is whole afterwards: the statistics count every
+/// call, and every replaced output's original comes back byte for byte.
+///
+/// Each hook runs under `kompress measure-child`: read straight from here, a child's
+/// `ru_maxrss` would start at this test binary's peak (Linux carries the spawning
+/// process's peak into the child at `exec`; see `kompress::measure`).
 #[test]
 fn sixty_four_hooks_at_once() {
+    const HOOKS: usize = 64;
+    /// Measured 2026-11-26 on this input: 48 MiB for one debug-build hook alone.
+    const RSS_BOUND_KB: u64 = 128 << 10;
     let env = Env::new();
+    let reports = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     let start = Instant::now();
-    for i in 0..64 {
+    for i in 0..HOOKS {
         let text: String = (0..4000).map(|j| format!("[{i}] step {j} of the batch job finished in {}ms\n", j % 17)).collect();
         let response = json!({"stdout": text, "stderr": "", "interrupted": false});
         let input = payload("Bash", json!({"command": format!("job {i}")}), response.clone());
-        let mut command = env.command(&["hook"]);
+        let report = reports.path().join(format!("{i}.json"));
+        let mut command = env.measured(&report, &["hook"]);
         command.env("KOMPRESS_DEADLINE_MS", "2000");
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-        children.push((child, response));
+        children.push((env.spawn_with(command, &input), response, text, report));
     }
-    let mut replaced = 0;
-    for (child, response) in children {
+    let mut replaced = Vec::new();
+    let mut peak_kb = 0;
+    let mut usages = Vec::new();
+    for (child, response, text, report) in children {
         let output = child.wait_with_output().unwrap();
         assert_eq!(output.status.code(), Some(0));
         assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        let usage = kompress::measure::read_report(&report).unwrap();
+        assert!(usage.max_rss_kb <= RSS_BOUND_KB, "a hook peaked at {} KiB", usage.max_rss_kb);
+        peak_kb = peak_kb.max(usage.max_rss_kb);
+        usages.push(usage);
         if !output.stdout.is_empty() {
-            assert_replaced("Bash", &response, &output);
-            replaced += 1;
+            let updated = assert_replaced("Bash", &response, &output);
+            let stdout = updated["stdout"].as_str().unwrap();
+            let id = stdout.split("kompress show ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next());
+            replaced.push((id.expect("a replacement names its original").to_string(), text));
         }
     }
     let elapsed = start.elapsed();
-    eprintln!("64 hooks: {replaced} replaced, {elapsed:?} in all");
+    eprintln!("{HOOKS} hooks: {} replaced, {elapsed:?} in all, largest peak RSS {peak_kb} KiB", replaced.len());
     // 64 processes share 2 cores here; each gives up at its 2 s deadline, so the whole
     // batch is bounded by the deadline times the oversubscription, with a wide margin.
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
+
+    let stats = env.run(&["stats", "--json"], b"");
+    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["total"]["calls"], HOOKS, "{stats}");
+    assert_eq!(stats["total"]["compressed"], replaced.len(), "{stats}");
+    for (id, text) in &replaced {
+        let shown = env.run(&["show", id], b"");
+        assert!(shown.status.success(), "{id}: {}", String::from_utf8_lossy(&shown.stderr));
+        assert!(shown.stdout == text.as_bytes(), "{id}: the original came back changed");
+    }
+    // A hook that ran out of time says so in the log, and nothing else is logged.
+    let log = env.log();
+    assert!(log.lines().all(|line| line.contains("hook: deadline of")), "{log}");
+    let slowest = usages.iter().map(|u| u.wall_ms).fold(0.0, f64::max);
+    eprintln!("{} of {HOOKS} hit the 2 s deadline; slowest hook {slowest:.0} ms", log.lines().count());
+}
+
+/// The launcher reports the child's own peak, not its caller's: with 256 MiB touched in
+/// this process, a `kompress --version` under `measure-child` still reports a few MiB.
+#[test]
+fn measure_child_reports_the_childs_own_peak() {
+    let ballast = vec![1u8; 256 << 20];
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("usage.json");
+    let output = env.run_with(env.measured(&report, &["--version"]), b"");
+    assert!(output.status.success());
+    let usage = kompress::measure::read_report(&report).unwrap();
+    assert!(usage.success(), "{usage:?}");
+    assert!(usage.max_rss_kb > 0 && usage.max_rss_kb < 64 << 10, "{usage:?}");
+    assert!(usage.wall_ms > 0.0);
+    std::hint::black_box(&ballast);
+
+    // The command's exit code and signal come through.
+    let status = env.run_with(env.measured(&report, &["show", "no-such-id"]), b"").status;
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(kompress::measure::read_report(&report).unwrap().code, Some(1));
 }
 
 /// Prose in a Bash output: the shipped model drops function words, never a protected word,

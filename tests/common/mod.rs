@@ -52,6 +52,15 @@ impl Env {
         command
     }
 
+    /// `kompress ARGS…` under `kompress measure-child`, which writes the run's own peak RSS
+    /// and wall time to `report` (read it with `kompress::measure::read_report`).
+    pub fn measured(&self, report: &std::path::Path, args: &[&str]) -> Command {
+        let report = report.to_str().expect("a UTF-8 temporary path");
+        let mut all = vec!["measure-child", "--report", report, "--", env!("CARGO_BIN_EXE_kompress")];
+        all.extend_from_slice(args);
+        self.command(&all)
+    }
+
     /// Start `command` with `stdin` fed from a thread (the child may stop reading early).
     pub fn spawn_with(&self, mut command: Command, stdin: &[u8]) -> Child {
         let mut child = command
