@@ -13,7 +13,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -23,8 +23,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::domain::{Domain, Hints};
-use crate::pipeline::{self, Request};
 use crate::paths::Dirs;
+use crate::pipeline::{self, Request};
+use crate::scorer::ModelArgs;
 use crate::session::Memory;
 use crate::stats::{self, Event};
 use crate::store::{self, Store};
@@ -39,10 +40,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub domain: Option<Domain>,
 
-    /// Use the model in DIR (pipe mode; before KOMPRESS_MODEL, the data dir and the
-    /// repository's model/).
-    #[arg(long, value_name = "DIR")]
-    pub model: Option<PathBuf>,
+    /// The model and its device (pipe mode).
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -53,18 +53,16 @@ pub struct Cli {
 pub enum Command {
     /// Claude Code PostToolUse hook: payload on stdin, replacement JSON or nothing on stdout.
     Hook {
-        /// Use the model in DIR.
-        #[arg(long, value_name = "DIR")]
-        model: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Run a command, print its compressed output (stdout and stderr merged), keep its exit code.
     Run {
         /// Compress as this domain instead of detecting it.
         #[arg(long, value_name = "NAME")]
         domain: Option<Domain>,
-        /// Use the model in DIR.
-        #[arg(long, value_name = "DIR")]
-        model: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -126,9 +124,10 @@ pub enum Command {
         /// Pairs of the seeded heretic set to score with the seed's metrics (0: skip).
         #[arg(long, value_name = "N", default_value_t = 1000)]
         heretic: usize,
-        /// Use the model in DIR (the hook processes get it as KOMPRESS_MODEL).
-        #[arg(long, value_name = "DIR")]
-        model: Option<PathBuf>,
+        /// The model and its device (the hook processes get them as KOMPRESS_MODEL and
+        /// KOMPRESS_DEVICE).
+        #[command(flatten)]
+        model: ModelArgs,
     },
     /// Convert a Hugging Face checkpoint into a model directory, or describe one.
     Model {
@@ -155,23 +154,47 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Hook { model }) => hook_main(model),
-        None => report(pipe_main(cli.domain, cli.model.as_deref())),
-        Some(Command::Run { domain, model, command }) => match run_main(domain, model.as_deref(), &command) {
+        None => report(pipe_main(cli.domain, &cli.model)),
+        Some(Command::Run {
+            domain,
+            model,
+            command,
+        }) => match run_main(domain, &model, &command) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
                 ExitCode::from(127)
             }
         },
-        Some(Command::Init { project, uninstall, settings }) => {
-            report(init::main(project, uninstall, settings.as_deref()))
-        }
+        Some(Command::Init {
+            project,
+            uninstall,
+            settings,
+        }) => report(init::main(project, uninstall, settings.as_deref())),
         Some(Command::Doctor) => report(doctor::main()),
-        Some(Command::Show { id, lines, grep }) => report(store::show_main(&id, lines.as_deref(), grep.as_deref())),
+        Some(Command::Show { id, lines, grep }) => {
+            report(store::show_main(&id, lines.as_deref(), grep.as_deref()))
+        }
         Some(Command::Stats { json, since }) => report(stats::main(json, since.as_deref())),
         Some(Command::Purge) => report(store::purge_main()),
-        Some(Command::Eval { corpus, limit, json, examples, report_dir, heretic, model }) => {
-            let options = eval::Options { corpus, limit, json, examples, report: report_dir, heretic, model };
+        Some(Command::Eval {
+            corpus,
+            limit,
+            json,
+            examples,
+            report_dir,
+            heretic,
+            model,
+        }) => {
+            let options = eval::Options {
+                corpus,
+                limit,
+                json,
+                examples,
+                report: report_dir,
+                heretic,
+                model,
+            };
             report(eval::main(&options))
         }
         Some(Command::Model { command }) => report(crate::model::convert::main(command)),
@@ -199,7 +222,7 @@ const CLI_MIN_DEADLINE: Duration = Duration::from_secs(10);
 fn compress_for_cli(
     bytes: Vec<u8>,
     domain: Option<Domain>,
-    model_dir: Option<&Path>,
+    model_args: &ModelArgs,
     command: Option<&str>,
 ) -> Vec<u8> {
     // Undecodable output is not text for a model: pass it through byte for byte.
@@ -215,15 +238,26 @@ fn compress_for_cli(
         }
     };
     let deadline = Instant::now() + config.deadline.max(CLI_MIN_DEADLINE);
-    let hints = Hints { command, ..Hints::default() };
-    let request = Request { text: &text, hints, domain, ..Request::default() };
-    let mut model = crate::scorer::installed(&config, model_dir);
-    // A model asked for by name that cannot load is worth a word on the terminal.
-    if let (Some(m), Some(_)) = (&model, model_dir) {
-        if let Err(err) = m.get() {
-            eprintln!("kompress: {err:#}; compressing without the model (check the path, or `kompress model info --model DIR`)");
-            model = None;
-        }
+    let hints = Hints {
+        command,
+        ..Hints::default()
+    };
+    let request = Request {
+        text: &text,
+        hints,
+        domain,
+        ..Request::default()
+    };
+    let mut model = crate::scorer::installed(&config, model_args);
+    // A model or device asked for by name that cannot load is worth a word on the terminal.
+    if let Some(m) = &model
+        && (model_args.model.is_some() || model_args.device.is_some())
+        && let Err(err) = m.get()
+    {
+        eprintln!(
+            "kompress: {err:#}; compressing without the model (check the path with `kompress model info --model DIR`, or the device)"
+        );
+        model = None;
     }
     let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
     match pipeline::compress(&request, &config, scorer, deadline) {
@@ -232,9 +266,11 @@ fn compress_for_cli(
     }
 }
 
-fn pipe_main(domain: Option<Domain>, model: Option<&Path>) -> Result<()> {
+fn pipe_main(domain: Option<Domain>, model: &ModelArgs) -> Result<()> {
     let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).context("cannot read stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("cannot read stdin")?;
     write_stdout(&compress_for_cli(bytes, domain, model, None))
 }
 
@@ -249,7 +285,7 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn run_main(domain: Option<Domain>, model: Option<&Path>, command: &[OsString]) -> Result<ExitCode> {
+fn run_main(domain: Option<Domain>, model: &ModelArgs, command: &[OsString]) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
     let (mut reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = std::process::Command::new(program)
@@ -264,8 +300,16 @@ fn run_main(domain: Option<Domain>, model: Option<&Path>, command: &[OsString]) 
     let read = reader.read_to_end(&mut output);
     let status = child.wait().context("cannot wait for the command")?;
     read.context("cannot read the command's output")?;
-    let line: Vec<String> = command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    write_stdout(&compress_for_cli(output, domain, model, Some(&line.join(" "))))?;
+    let line: Vec<String> = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    write_stdout(&compress_for_cli(
+        output,
+        domain,
+        model,
+        Some(&line.join(" ")),
+    ))?;
     Ok(exit_code_of(status))
 }
 
@@ -281,7 +325,7 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
 /// Extra time past the deadline before the hook gives up on its worker thread.
 const HOOK_GRACE: Duration = Duration::from_millis(150);
 
-fn hook_main(model_dir: Option<PathBuf>) -> ExitCode {
+fn hook_main(model_args: ModelArgs) -> ExitCode {
     let start = Instant::now();
     // A panic message on stderr would reach the user's transcript: log it instead.
     std::panic::set_hook(Box::new(|info| log::write(&format!("hook panic: {info}"))));
@@ -308,18 +352,20 @@ fn hook_main(model_dir: Option<PathBuf>) -> ExitCode {
     let deadline = start + config.deadline;
     let (sender, receiver) = mpsc::channel();
     // The work runs on its own thread so the deadline holds even inside a slow pass.
-    let worker = std::thread::Builder::new().name("kompress-hook".into()).spawn({
-        let config = config.clone();
-        let local = local.clone();
-        move || {
-            let result = std::panic::catch_unwind(|| {
-                let model = crate::scorer::installed(&config, model_dir.as_deref());
-                let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
-                hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
-            });
-            let _ = sender.send(result);
-        }
-    });
+    let worker = std::thread::Builder::new()
+        .name("kompress-hook".into())
+        .spawn({
+            let config = config.clone();
+            let local = local.clone();
+            move || {
+                let result = std::panic::catch_unwind(|| {
+                    let model = crate::scorer::installed(&config, &model_args);
+                    let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
+                    hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
+                });
+                let _ = sender.send(result);
+            }
+        });
     if let Err(err) = worker {
         log::write(&format!("hook: cannot start worker: {err}"));
         return ExitCode::SUCCESS;
@@ -329,13 +375,22 @@ fn hook_main(model_dir: Option<PathBuf>) -> ExitCode {
         Ok(Ok(Ok(outcome))) => outcome,
         Ok(Ok(Err(err))) => {
             log::write(&format!("hook: {err:#}"));
-            hook::Outcome { reason: Some("error".into()), ..hook::Outcome::default() }
+            hook::Outcome {
+                reason: Some("error".into()),
+                ..hook::Outcome::default()
+            }
         }
         // The panic hook has logged it.
-        Ok(Err(_)) => hook::Outcome { reason: Some("panic".into()), ..hook::Outcome::default() },
+        Ok(Err(_)) => hook::Outcome {
+            reason: Some("panic".into()),
+            ..hook::Outcome::default()
+        },
         Err(_) => {
             log::write(&format!("hook: deadline of {:?} passed", start.elapsed()));
-            hook::Outcome { reason: Some("deadline".into()), ..hook::Outcome::default() }
+            hook::Outcome {
+                reason: Some("deadline".into()),
+                ..hook::Outcome::default()
+            }
         }
     };
     hook_deliver(outcome, &config, dirs.as_ref(), local.as_ref());
@@ -346,7 +401,12 @@ fn hook_main(model_dir: Option<PathBuf>) -> ExitCode {
 ///
 /// An original that cannot be stored means no reply: the trailer would promise an
 /// original that `kompress show` cannot give back.
-fn hook_deliver(mut outcome: hook::Outcome, config: &Config, dirs: Option<&Dirs>, local: Option<&hook::Local>) {
+fn hook_deliver(
+    mut outcome: hook::Outcome,
+    config: &Config,
+    dirs: Option<&Dirs>,
+    local: Option<&hook::Local>,
+) {
     let mut event = Event::new("passthrough").with_command(&outcome.command);
     event.session = std::mem::take(&mut outcome.session);
     event.tool = std::mem::take(&mut outcome.tool);
@@ -356,13 +416,23 @@ fn hook_deliver(mut outcome: hook::Outcome, config: &Config, dirs: Option<&Dirs>
                 return Ok(());
             }
             let store = &local.context("no home directory for the store")?.store;
-            store.put(&original.id, original.text.as_bytes()).map(|_| ())
+            store
+                .put(&original.id, original.text.as_bytes())
+                .map(|_| ())
         });
         match stored.and_then(|()| write_stdout(reply.json.as_bytes())) {
             Ok(()) => {
                 event.event = "compress".into();
-                event.kind = reply.originals.first().map_or("compressed", |o| o.kind.name()).to_string();
-                event.domain = reply.compressed.first().map(|c| c.domain.to_string()).unwrap_or_default();
+                event.kind = reply
+                    .originals
+                    .first()
+                    .map_or("compressed", |o| o.kind.name())
+                    .to_string();
+                event.domain = reply
+                    .compressed
+                    .first()
+                    .map(|c| c.domain.to_string())
+                    .unwrap_or_default();
                 event.tokens_in = reply.compressed.iter().map(|c| c.tokens_in as u64).sum();
                 event.tokens_out = reply.compressed.iter().map(|c| c.tokens_out as u64).sum();
                 event.ids = reply.originals.iter().map(|o| o.id.clone()).collect();

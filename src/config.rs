@@ -11,6 +11,7 @@
 //! store_retention_days = 7
 //! session_memory = true
 //! model = true
+//! device = "cpu"      # or "cuda", "auto" (see crate::model::device)
 //!
 //! [domains.build_log]
 //! passes = ["ansi", "progress", "repeats", "blank_lines"]
@@ -21,7 +22,8 @@
 //! `KOMPRESS_MIN_CHARS`, `KOMPRESS_DEADLINE_MS`, `KOMPRESS_MIN_SAVING`,
 //! `KOMPRESS_MAX_OUTPUT_CHARS`, `KOMPRESS_STORE_MAX_BYTES`, `KOMPRESS_STORE_RETENTION_DAYS`,
 //! `KOMPRESS_SESSION_MEMORY`, `KOMPRESS_NO_MODEL=1` (rules only), `KOMPRESS_MODEL` (a model
-//! directory: see [`crate::model::resolve_model_dir`]).
+//! directory: see [`crate::model::resolve_model_dir`]), `KOMPRESS_DEVICE` (`cpu`, `cuda`,
+//! `auto`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::domain::{Domain, Settings};
+use crate::model::device::DeviceChoice;
 use crate::paths::Dirs;
 
 /// Resolved configuration.
@@ -58,6 +61,8 @@ pub struct Config {
     /// Run the model pass where a domain allows it and a model is installed; `false`:
     /// rules only.
     pub model: bool,
+    /// Where the model runs ([`DeviceChoice`]); `--device` overrides it.
+    pub device: DeviceChoice,
     /// Per-domain overrides of [`Domain::settings`].
     pub domains: BTreeMap<Domain, Settings>,
 }
@@ -74,6 +79,7 @@ impl Default for Config {
             store_retention_days: 7,
             session_memory: true,
             model: true,
+            device: DeviceChoice::Cpu,
             domains: BTreeMap::new(),
         }
     }
@@ -92,6 +98,7 @@ struct File {
     store_retention_days: Option<u64>,
     session_memory: Option<bool>,
     model: Option<bool>,
+    device: Option<DeviceChoice>,
     #[serde(default)]
     domains: BTreeMap<Domain, Settings>,
 }
@@ -128,13 +135,18 @@ impl Config {
         Ok(Config {
             disable: file.disable.unwrap_or(defaults.disable),
             min_chars: file.min_chars.unwrap_or(defaults.min_chars),
-            deadline: file.deadline_ms.map_or(defaults.deadline, Duration::from_millis),
+            deadline: file
+                .deadline_ms
+                .map_or(defaults.deadline, Duration::from_millis),
             min_saving: file.min_saving.unwrap_or(defaults.min_saving),
             max_output_chars: file.max_output_chars.unwrap_or(defaults.max_output_chars),
             store_max_bytes: file.store_max_bytes.unwrap_or(defaults.store_max_bytes),
-            store_retention_days: file.store_retention_days.unwrap_or(defaults.store_retention_days),
+            store_retention_days: file
+                .store_retention_days
+                .unwrap_or(defaults.store_retention_days),
             session_memory: file.session_memory.unwrap_or(defaults.session_memory),
             model: file.model.unwrap_or(defaults.model),
+            device: file.device.unwrap_or(defaults.device),
             domains: file.domains,
         })
     }
@@ -174,6 +186,9 @@ impl Config {
         if let Some(v) = get("KOMPRESS_NO_MODEL") {
             self.model = matches!(v.trim(), "" | "0" | "false" | "no");
         }
+        if let Some(v) = get("KOMPRESS_DEVICE") {
+            self.device = v.parse()?;
+        }
         Ok(())
     }
 }
@@ -194,7 +209,10 @@ mod tests {
         .unwrap();
         let mut config = Config::from_file(&path).unwrap();
         assert_eq!(config.min_chars, 500);
-        assert_eq!(config.settings(Domain::BuildLog).passes, vec![Pass::Ansi, Pass::Repeats]);
+        assert_eq!(
+            config.settings(Domain::BuildLog).passes,
+            vec![Pass::Ansi, Pass::Repeats]
+        );
         assert_eq!(config.settings(Domain::Diff), Domain::Diff.settings());
         config
             .apply_env(|k| (k == "KOMPRESS_DISABLE").then(|| "1".to_string()))
@@ -208,9 +226,20 @@ mod tests {
     fn store_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "store_max_bytes = 1000\nstore_retention_days = 2\nsession_memory = false\n").unwrap();
+        std::fs::write(
+            &path,
+            "store_max_bytes = 1000\nstore_retention_days = 2\nsession_memory = false\n",
+        )
+        .unwrap();
         let mut config = Config::from_file(&path).unwrap();
-        assert_eq!((config.store_max_bytes, config.store_retention_days, config.session_memory), (1000, 2, false));
+        assert_eq!(
+            (
+                config.store_max_bytes,
+                config.store_retention_days,
+                config.session_memory
+            ),
+            (1000, 2, false)
+        );
         config
             .apply_env(|k| match k {
                 "KOMPRESS_STORE_MAX_BYTES" => Some("5000".to_string()),
@@ -219,7 +248,14 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert_eq!((config.store_max_bytes, config.store_retention_days, config.session_memory), (5000, 1, true));
+        assert_eq!(
+            (
+                config.store_max_bytes,
+                config.store_retention_days,
+                config.session_memory
+            ),
+            (5000, 1, true)
+        );
         assert_eq!(Config::default().store_max_bytes, 256 << 20);
     }
 
@@ -231,10 +267,35 @@ mod tests {
         std::fs::write(&path, "model = false\n").unwrap();
         let mut config = Config::from_file(&path).unwrap();
         assert!(!config.model);
-        config.apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "0".to_string())).unwrap();
+        config
+            .apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "0".to_string()))
+            .unwrap();
         assert!(config.model);
-        config.apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "1".to_string())).unwrap();
+        config
+            .apply_env(|k| (k == "KOMPRESS_NO_MODEL").then(|| "1".to_string()))
+            .unwrap();
         assert!(!config.model);
+    }
+
+    #[test]
+    fn device_from_file_and_env() {
+        assert_eq!(Config::default().device, DeviceChoice::Cpu);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "device = \"auto\"\n").unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert_eq!(config.device, DeviceChoice::Auto);
+        config
+            .apply_env(|k| (k == "KOMPRESS_DEVICE").then(|| "cuda".to_string()))
+            .unwrap();
+        assert_eq!(config.device, DeviceChoice::Cuda);
+        assert!(
+            config
+                .apply_env(|k| (k == "KOMPRESS_DEVICE").then(|| "tpu".to_string()))
+                .is_err()
+        );
+        std::fs::write(&path, "device = \"tpu\"\n").unwrap();
+        assert!(Config::from_file(&path).is_err());
     }
 
     #[test]

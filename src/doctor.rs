@@ -5,9 +5,9 @@
 //! Does not own: reading settings files or recognizing kompress's hook ([`crate::init`]).
 //!
 //! ```text
-//! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0)
+//! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0, built without CUDA)
 //! ok   config  no file at /home/u/.config/kompress/config.toml; using the defaults
-//! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf, found via the data directory
+//! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf on cpu, found via the data directory
 //! ok   hook    registered in /home/u/.claude/settings.json: `/home/u/.local/bin/kompress hook`
 //! warn claude  Claude Code 2.1.100 is older than 2.1.121: …
 //! ```
@@ -84,7 +84,7 @@ pub fn main() -> Result<()> {
     let config = Config::load().unwrap_or_default();
     checks.push(model(
         config.model,
-        crate::scorer::installed(&config, None).as_ref(),
+        crate::scorer::installed(&config, &Default::default()).as_ref(),
     ));
     checks.extend(hook());
     checks.push(claude());
@@ -105,7 +105,12 @@ pub fn main() -> Result<()> {
 }
 
 fn version() -> String {
-    format!("kompress {}", env!("CARGO_PKG_VERSION"))
+    let cuda = if crate::model::device::COMPILED_WITH_CUDA {
+        "with"
+    } else {
+        "without"
+    };
+    format!("kompress {}, built {cuda} CUDA", env!("CARGO_PKG_VERSION"))
 }
 
 fn binary() -> Check {
@@ -503,7 +508,11 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
-        let broken = LazyModel::new(dir.path().to_path_buf(), crate::model::ModelSource::Env);
+        let broken = LazyModel::new(
+            dir.path().to_path_buf(),
+            crate::model::ModelSource::Env,
+            Default::default(),
+        );
         let check = model(true, Some(&broken));
         assert_eq!(check.status, Status::Warn);
         assert!(
@@ -514,7 +523,10 @@ mod tests {
 
         let (shipped, source) =
             crate::model::resolve_model_dir(None).expect("model/ ships a model");
-        let check = model(true, Some(&LazyModel::new(shipped, source)));
+        let check = model(
+            true,
+            Some(&LazyModel::new(shipped, source, Default::default())),
+        );
         assert_eq!(check.status, Status::Ok, "{}", check.detail);
         assert!(check.detail.contains("ModernBERT"), "{}", check.detail);
     }

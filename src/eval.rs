@@ -726,8 +726,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// Pairs of the heretic set (0: skip it).
     pub heretic: usize,
-    /// `--model DIR`.
-    pub model: Option<PathBuf>,
+    /// `--model DIR`, `--device NAME`.
+    pub model: crate::scorer::ModelArgs,
 }
 
 /// Run the corpus through the hook binary `binary` and the heretic set through the
@@ -744,14 +744,16 @@ pub fn evaluate(
     // or KOMPRESS_* variables are set, which the hook processes inherit).
     let home = std::env::temp_dir().join(format!("kompress-eval-{}", std::process::id()));
     std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
-    // The hook processes use the same model as this process (their KOMPRESS_HOME has none).
-    let env = [
-        ("KOMPRESS_HOME".to_string(), home.display().to_string()),
-        match model {
-            Some(m) => ("KOMPRESS_MODEL".to_string(), m.dir().display().to_string()),
-            None => ("KOMPRESS_NO_MODEL".to_string(), "1".to_string()),
-        },
-    ];
+    // The hook processes use the same model, on the same device, as this process (their
+    // KOMPRESS_HOME has none).
+    let mut env = vec![("KOMPRESS_HOME".to_string(), home.display().to_string())];
+    match model {
+        Some(m) => {
+            env.push(("KOMPRESS_MODEL".to_string(), m.dir().display().to_string()));
+            env.push(("KOMPRESS_DEVICE".to_string(), m.device().to_string()));
+        }
+        None => env.push(("KOMPRESS_NO_MODEL".to_string(), "1".to_string())),
+    }
     let start = Instant::now();
     let outcomes = run(binary, records, &env);
     let wall_s = start.elapsed().as_secs_f64();
@@ -807,7 +809,7 @@ pub fn main(options: &Options) -> Result<()> {
     }
     let binary: PathBuf = std::env::current_exe().context("cannot find the kompress binary")?;
     let config = Config::load()?;
-    let model = crate::scorer::installed(&config, options.model.as_deref());
+    let model = crate::scorer::installed(&config, &options.model);
     if let Some(m) = &model {
         // Fail here, with a message, rather than in every hook process.
         m.get()?;

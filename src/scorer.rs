@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 
 use crate::config::Config;
+use crate::model::device::DeviceChoice;
 use crate::model::{ModelScorer, ModelSource, resolve_model_dir};
 
 /// Scores words for keeping.
@@ -43,20 +44,27 @@ impl Scorer for FixedScorer {
     }
 }
 
-/// A model directory, loaded on first use.
+/// A model directory, loaded on first use, on the device of a [`DeviceChoice`].
 pub struct LazyModel {
     dir: PathBuf,
     source: ModelSource,
+    device: DeviceChoice,
     loaded: OnceLock<Result<ModelScorer, String>>,
 }
 
 impl LazyModel {
-    pub fn new(dir: PathBuf, source: ModelSource) -> Self {
+    pub fn new(dir: PathBuf, source: ModelSource, device: DeviceChoice) -> Self {
         LazyModel {
             dir,
             source,
+            device,
             loaded: OnceLock::new(),
         }
+    }
+
+    /// The device choice it loads with.
+    pub fn device(&self) -> DeviceChoice {
+        self.device
     }
 
     pub fn dir(&self) -> &Path {
@@ -66,7 +74,10 @@ impl LazyModel {
     /// Loads the model now (if not yet); the error says why it cannot be used.
     pub fn get(&self) -> Result<&ModelScorer> {
         self.loaded
-            .get_or_init(|| ModelScorer::load(&self.dir).map_err(|e| format!("{e:#}")))
+            .get_or_init(|| {
+                let device = self.device.resolve().map_err(|e| format!("{e:#}"))?;
+                ModelScorer::load_on(&self.dir, device.as_ref()).map_err(|e| format!("{e:#}"))
+            })
             .as_ref()
             .map_err(|e| anyhow!("model at {}: {e}", self.dir.display()))
     }
@@ -84,7 +95,14 @@ impl LazyModel {
         };
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-        format!("model {name} ({size} bytes) from {}", self.source_name())
+        let device = match self.device {
+            DeviceChoice::Cpu => String::new(),
+            other => format!(", --device {other}"),
+        };
+        format!(
+            "model {name} ({size} bytes) from {}{device}",
+            self.source_name()
+        )
     }
 
     /// How the model directory was found.
@@ -108,13 +126,33 @@ impl Scorer for LazyModel {
     }
 }
 
-/// The model to use: `explicit` (`--model DIR`) whatever the configuration says, else
-/// `None` when `model = false` (or `KOMPRESS_NO_MODEL=1`), else the first model directory
-/// of [`resolve_model_dir`]'s lookup order, if any.
-pub fn installed(config: &Config, explicit: Option<&Path>) -> Option<LazyModel> {
+/// The command-line choice of model and device (`--model DIR`, `--device NAME`), shared by
+/// the pipe, `run`, `hook` and `eval`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ModelArgs {
+    /// Use the model in DIR (before KOMPRESS_MODEL, the data dir and the repository's
+    /// model/).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Run the model on cpu, cuda (a build with `--features cuda`) or auto (default: the
+    /// configuration's `device`, else cpu).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceChoice>,
+}
+
+/// The model to use: `--model DIR` whatever the configuration says, else `None` when
+/// `model = false` (or `KOMPRESS_NO_MODEL=1`), else the first model directory of
+/// [`resolve_model_dir`]'s lookup order, if any; on `--device`, else the configuration's
+/// device.
+pub fn installed(config: &Config, args: &ModelArgs) -> Option<LazyModel> {
+    let explicit = args.model.as_deref();
     if !config.model && explicit.is_none() {
         return None;
     }
     let (dir, source) = resolve_model_dir(explicit)?;
-    Some(LazyModel::new(dir, source))
+    Some(LazyModel::new(
+        dir,
+        source,
+        args.device.unwrap_or(config.device),
+    ))
 }

@@ -23,7 +23,9 @@ fn noisy_log() -> String {
     for _ in 0..40 {
         text.push_str("warning: unused manifest key: package.metadata.release\n");
     }
-    text.push_str("error[E0277]: the trait bound `Foo: Bar` is not satisfied\n  --> src/main.rs:4:5\n");
+    text.push_str(
+        "error[E0277]: the trait bound `Foo: Bar` is not satisfied\n  --> src/main.rs:4:5\n",
+    );
     text.push_str("    Finished `dev` profile [unoptimized + debuginfo] target(s) in 3.28s\n");
     text
 }
@@ -43,15 +45,32 @@ fn payload(tool: &str, input: Value, response: Value) -> Vec<u8> {
 
 /// Exit 0, silent stderr, and nothing on stdout: Claude Code keeps the original.
 fn assert_passthrough(output: &Output) {
-    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 /// Exit 0, silent stderr, and a replacement of `response`'s shape. Returns it.
 fn assert_replaced(tool: &str, response: &Value, output: &Output) -> Value {
     assert_eq!(output.status.code(), Some(0));
-    assert!(output.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let reply: Value = serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
     assert_eq!(reply["hookSpecificOutput"]["hookEventName"], "PostToolUse");
     let updated = reply["hookSpecificOutput"]["updatedToolOutput"].clone();
@@ -91,13 +110,24 @@ fn bad_payloads_pass_through() {
     for (name, input) in cases {
         let output = env.run(&["hook"], &input);
         assert_eq!(output.status.code(), Some(0), "{name}");
-        assert!(output.stderr.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(output.stdout.is_empty(), "{name}: {}", String::from_utf8_lossy(&output.stdout));
+        assert!(
+            output.stderr.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
     }
     // Errors went to the log, not to the user.
     let log = env.log();
     assert!(log.contains("payload is not JSON"), "{log}");
-    assert!(log.contains("cannot open /nonexistent/kompress/out.txt"), "{log}");
+    assert!(
+        log.contains("cannot open /nonexistent/kompress/out.txt"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -107,10 +137,17 @@ fn huge_payload_stays_within_the_deadline() {
     let mut text = String::with_capacity(102 << 20);
     let mut i = 0u64;
     while text.len() < 100 << 20 {
-        text.push_str(&format!("line {i} {:x}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        text.push_str(&format!(
+            "line {i} {:x}\n",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ));
         i += 1;
     }
-    let input = payload("Bash", json!({"command": "cat big"}), json!({"stdout": text, "stderr": "", "interrupted": false}));
+    let input = payload(
+        "Bash",
+        json!({"command": "cat big"}),
+        json!({"stdout": text, "stderr": "", "interrupted": false}),
+    );
     let mut command = env.command(&["hook"]);
     command.env("KOMPRESS_DEADLINE_MS", "1000");
     let start = Instant::now();
@@ -120,7 +157,9 @@ fn huge_payload_stays_within_the_deadline() {
     assert!(output.stderr.is_empty());
     if !output.stdout.is_empty() {
         let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
-        let stdout = reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"].as_str().unwrap();
+        let stdout = reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"]
+            .as_str()
+            .unwrap();
         assert!(stdout.len() <= 30_000);
     }
     // Reading and parsing 100 MB takes time of its own; the deadline bounds the rest. The
@@ -132,24 +171,61 @@ fn huge_payload_stays_within_the_deadline() {
 fn every_tool_gets_its_own_shape() {
     let env = Env::new();
     let log = noisy_log();
-    let listing: Vec<String> = (0..300).map(|i| format!("/repo/src/module_{}/file_{i}.rs", i % 3)).collect();
+    let listing: Vec<String> = (0..300)
+        .map(|i| format!("/repo/src/module_{}/file_{i}.rs", i % 3))
+        .collect();
     // Without -n, identical matching lines of one file print identically.
-    let grep: String = (0..20).map(|i| format!("src/m{i}.rs:    let x = compute();\n").repeat(20)).collect();
+    let grep: String = (0..20)
+        .map(|i| format!("src/m{i}.rs:    let x = compute();\n").repeat(20))
+        .collect();
     let cases: Vec<(&str, Value, Value)> = vec![
-        ("Bash", json!({"command": "cargo build"}), json!({"stdout": log, "stderr": "", "interrupted": false, "isImage": false, "noOutputExpected": false})),
-        ("Grep", json!({"pattern": "compute", "output_mode": "content"}), json!({"mode": "content", "numFiles": 1, "filenames": [], "content": grep, "numLines": 400})),
-        ("Grep", json!({"pattern": "x"}), json!({"mode": "files_with_matches", "numFiles": 300, "filenames": listing})),
-        ("Glob", json!({"pattern": "**/*.rs"}), json!({"durationMs": 12, "numFiles": 300, "filenames": listing, "truncated": false})),
-        ("WebFetch", json!({"url": "https://example.com", "prompt": "x"}), json!({"bytes": 10, "code": 200, "codeText": "OK", "result": log, "durationMs": 5, "url": "https://example.com"})),
-        ("Agent", json!({"prompt": "x"}), json!({"status": "completed", "agentId": "a1", "content": [{"type": "text", "text": log}], "totalToolUseCount": 3, "totalDurationMs": 10, "totalTokens": 100, "usage": {}, "prompt": "x"})),
-        ("mcp__github__list_issues", json!({}), json!([{"type": "text", "text": serde_json::to_string_pretty(&json!({"items": (0..50).map(|i| json!({"number": i, "title": format!("issue {i}"), "state": "open"})).collect::<Vec<_>>()})).unwrap()}])),
+        (
+            "Bash",
+            json!({"command": "cargo build"}),
+            json!({"stdout": log, "stderr": "", "interrupted": false, "isImage": false, "noOutputExpected": false}),
+        ),
+        (
+            "Grep",
+            json!({"pattern": "compute", "output_mode": "content"}),
+            json!({"mode": "content", "numFiles": 1, "filenames": [], "content": grep, "numLines": 400}),
+        ),
+        (
+            "Grep",
+            json!({"pattern": "x"}),
+            json!({"mode": "files_with_matches", "numFiles": 300, "filenames": listing}),
+        ),
+        (
+            "Glob",
+            json!({"pattern": "**/*.rs"}),
+            json!({"durationMs": 12, "numFiles": 300, "filenames": listing, "truncated": false}),
+        ),
+        (
+            "WebFetch",
+            json!({"url": "https://example.com", "prompt": "x"}),
+            json!({"bytes": 10, "code": 200, "codeText": "OK", "result": log, "durationMs": 5, "url": "https://example.com"}),
+        ),
+        (
+            "Agent",
+            json!({"prompt": "x"}),
+            json!({"status": "completed", "agentId": "a1", "content": [{"type": "text", "text": log}], "totalToolUseCount": 3, "totalDurationMs": 10, "totalTokens": 100, "usage": {}, "prompt": "x"}),
+        ),
+        (
+            "mcp__github__list_issues",
+            json!({}),
+            json!([{"type": "text", "text": serde_json::to_string_pretty(&json!({"items": (0..50).map(|i| json!({"number": i, "title": format!("issue {i}"), "state": "open"})).collect::<Vec<_>>()})).unwrap()}]),
+        ),
     ];
     for (tool, input, response) in cases {
         let output = env.run(&["hook"], &payload(tool, input, response.clone()));
         let updated = assert_replaced(tool, &response, &output);
         let before = kompress::eval::visible_text(tool, &response);
         let after = kompress::eval::visible_text(tool, &updated);
-        assert!(after.len() < before.len(), "{tool}: {} → {}", before.len(), after.len());
+        assert!(
+            after.len() < before.len(),
+            "{tool}: {} → {}",
+            before.len(),
+            after.len()
+        );
     }
 }
 
@@ -159,7 +235,10 @@ fn mcp_json_stays_valid_and_equal() {
     let doc = json!({"items": (0..40).map(|i| json!({"id": i, "ratio": 1.50, "big": 12345678901234567890u64, "name": format!("n\u{e9}{i}")})).collect::<Vec<_>>()});
     let text = serde_json::to_string_pretty(&doc).unwrap();
     let response = json!([{"type": "text", "text": text}]);
-    let output = env.run(&["hook"], &payload("mcp__x__y", json!({}), response.clone()));
+    let output = env.run(
+        &["hook"],
+        &payload("mcp__x__y", json!({}), response.clone()),
+    );
     let updated = assert_replaced("mcp__x__y", &response, &output);
     let after: Value = serde_json::from_str(updated[0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(after, serde_json::from_str::<Value>(&text).unwrap());
@@ -173,7 +252,10 @@ fn persisted_bash_output_is_read_and_its_keys_dropped() {
     std::fs::write(&path, &full).unwrap();
     let response = json!({"stdout": &full[..30_000], "stderr": "", "interrupted": false, "isImage": false,
                           "persistedOutputPath": path, "persistedOutputSize": full.len()});
-    let output = env.run(&["hook"], &payload("Bash", json!({"command": "cargo build"}), response.clone()));
+    let output = env.run(
+        &["hook"],
+        &payload("Bash", json!({"command": "cargo build"}), response.clone()),
+    );
     let updated = assert_replaced("Bash", &response, &output);
     assert!(updated.get("persistedOutputPath").is_none());
     let stdout = updated["stdout"].as_str().unwrap();
@@ -187,7 +269,11 @@ fn disable_means_passthrough() {
     let env = Env::new();
     let mut command = env.command(&["hook"]);
     command.env("KOMPRESS_DISABLE", "1");
-    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    let input = payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}),
+    );
     assert_passthrough(&env.run_with(command, &input));
 }
 
@@ -197,7 +283,11 @@ fn bad_config_is_logged_not_shown() {
     let config = env.home.path().join("kompress/config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("config.toml"), "min_chars = \"many\"\n").unwrap();
-    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    let input = payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}),
+    );
     assert_passthrough(&env.run(&["hook"], &input));
     assert!(env.log().contains("invalid config file"), "{}", env.log());
 }
@@ -232,7 +322,10 @@ fn pipe_compresses_and_passes_bytes_through() {
 #[test]
 fn run_keeps_the_exit_code_and_merges_output() {
     let env = Env::new();
-    let output = env.run(&["run", "--", "sh", "-c", "echo out; echo err >&2; exit 3"], b"");
+    let output = env.run(
+        &["run", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+        b"",
+    );
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "out\nerr\n");
 
@@ -249,11 +342,12 @@ fn run_keeps_the_exit_code_and_merges_output() {
     assert_eq!(killed.status.code(), Some(137));
 }
 
-
 #[test]
 fn reads_stay_line_for_line() {
     let env = Env::new();
-    let code: String = (0..600).map(|i| format!("    let value_{i} = compute(input, {i});\n")).collect();
+    let code: String = (0..600)
+        .map(|i| format!("    let value_{i} = compute(input, {i});\n"))
+        .collect();
     let read = |content: &str| {
         let lines = content.lines().count();
         json!({"type": "text", "file": {"filePath": "/repo/src/data.rs", "content": content,
@@ -261,18 +355,32 @@ fn reads_stay_line_for_line() {
     };
     // Ordinary source, however big: untouched, so Edit can copy from it.
     let response = read(&code);
-    assert_passthrough(&env.run(&["hook"], &payload("Read", json!({"file_path": "/repo/src/data.rs"}), response)));
+    assert_passthrough(&env.run(
+        &["hook"],
+        &payload("Read", json!({"file_path": "/repo/src/data.rs"}), response),
+    ));
     // A big embedded blob: elided, with every line still at its number.
     let blob = "    \"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=\",\n";
     let content = format!("{code}{}{code}", blob.repeat(300));
     let response = read(&content);
-    let output = env.run(&["hook"], &payload("Read", json!({"file_path": "/repo/src/data.rs"}), response.clone()));
+    let output = env.run(
+        &["hook"],
+        &payload(
+            "Read",
+            json!({"file_path": "/repo/src/data.rs"}),
+            response.clone(),
+        ),
+    );
     let updated = assert_replaced("Read", &response, &output);
     let after = updated["file"]["content"].as_str().unwrap();
     assert_eq!(after.lines().count(), content.lines().count());
     let lines: Vec<&str> = after.lines().collect();
     assert_eq!(lines[1200], "    let value_300 = compute(input, 300);");
-    assert!(lines[600].starts_with("[kompress: this line and the next 299"), "{}", lines[600]);
+    assert!(
+        lines[600].starts_with("[kompress: this line and the next 299"),
+        "{}",
+        lines[600]
+    );
 }
 
 /// kompress never talks to the network: the binary imports no function that opens, names
@@ -280,16 +388,34 @@ fn reads_stay_line_for_line() {
 /// library's process spawning passes a pidfd over a local socket pair.)
 #[test]
 fn binary_imports_no_network_functions() {
-    let Ok(output) = Command::new("nm").args(["-D", "--undefined-only", env!("CARGO_BIN_EXE_kompress")]).output() else {
+    let Ok(output) = Command::new("nm")
+        .args(["-D", "--undefined-only", env!("CARGO_BIN_EXE_kompress")])
+        .output()
+    else {
         eprintln!("nm not found (binutils): skipped");
         return;
     };
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let symbols = String::from_utf8_lossy(&output.stdout);
     assert!(symbols.contains("write"), "nm saw no imports: {symbols}");
-    for name in ["socket", "connect", "getaddrinfo", "gethostbyname", "sendto", "bind", "listen", "accept"] {
+    for name in [
+        "socket",
+        "connect",
+        "getaddrinfo",
+        "gethostbyname",
+        "sendto",
+        "bind",
+        "listen",
+        "accept",
+    ] {
         assert!(
-            !symbols.split_whitespace().any(|s| s == name || s.starts_with(&format!("{name}@"))),
+            !symbols
+                .split_whitespace()
+                .any(|s| s == name || s.starts_with(&format!("{name}@"))),
             "the binary imports {name}"
         );
     }
@@ -304,22 +430,63 @@ fn no_network_system_calls() {
     }
     let env = Env::new();
     let trace = env.home.path().join("trace");
-    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
-    for args in [&["hook"][..], &[][..], &["run", "--", "sh", "-c", "echo hi"][..]] {
+    let input = payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}),
+    );
+    for args in [
+        &["hook"][..],
+        &[][..],
+        &["run", "--", "sh", "-c", "echo hi"][..],
+    ] {
         let mut command = env.command(&[]);
-        let mut all = vec!["-f", "-qq", "-e", "trace=%network", "-e", "signal=none", "-o", trace.to_str().unwrap(), env!("CARGO_BIN_EXE_kompress")];
+        let mut all = vec![
+            "-f",
+            "-qq",
+            "-e",
+            "trace=%network",
+            "-e",
+            "signal=none",
+            "-o",
+            trace.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_kompress"),
+        ];
         all.extend_from_slice(args);
         let program = std::mem::replace(&mut command, Command::new("strace"));
-        command.args(&all).env_clear().envs(program.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        command
+            .args(&all)
+            .env_clear()
+            .envs(program.get_envs().filter_map(|(k, v)| Some((k, v?))));
         let output = env.run_with(command, &input);
-        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let calls = std::fs::read_to_string(&trace).unwrap_or_default();
         // Spawning a child uses a local socket pair; anything that reaches out is a failure.
         let reaching_out: Vec<&str> = calls
             .lines()
-            .filter(|l| ["connect(", "bind(", "listen(", "accept", "sendto(", "AF_INET", "AF_NETLINK"].iter().any(|p| l.contains(p)))
+            .filter(|l| {
+                [
+                    "connect(",
+                    "bind(",
+                    "listen(",
+                    "accept",
+                    "sendto(",
+                    "AF_INET",
+                    "AF_NETLINK",
+                ]
+                .iter()
+                .any(|p| l.contains(p))
+            })
             .collect();
-        assert!(reaching_out.is_empty(), "{args:?} made network calls:\n{calls}");
+        assert!(
+            reaching_out.is_empty(),
+            "{args:?} made network calls:\n{calls}"
+        );
     }
 }
 
@@ -328,7 +495,10 @@ fn a_five_megabyte_line_and_an_unwritable_cache_fail_open() {
     let env = Env::new();
     let line = "x".repeat(5 << 20);
     let response = json!({"stdout": line, "stderr": "", "interrupted": false});
-    let output = env.run(&["hook"], &payload("Bash", json!({"command": "cat blob"}), response.clone()));
+    let output = env.run(
+        &["hook"],
+        &payload("Bash", json!({"command": "cat blob"}), response.clone()),
+    );
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stderr.is_empty());
     if !output.stdout.is_empty() {
@@ -343,7 +513,11 @@ fn a_five_megabyte_line_and_an_unwritable_cache_fail_open() {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join("cache"), b"not a directory").unwrap();
     std::fs::write(home.join("state"), b"not a directory").unwrap();
-    let input = payload("Bash", json!({"command": "cargo build"}), json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}));
+    let input = payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}),
+    );
     assert_passthrough(&env.run(&["hook"], &input));
 }
 
@@ -365,9 +539,15 @@ fn sixty_four_hooks_at_once() {
     let mut children = Vec::new();
     let start = Instant::now();
     for i in 0..HOOKS {
-        let text: String = (0..4000).map(|j| format!("[{i}] step {j} of the batch job finished in {}ms\n", j % 17)).collect();
+        let text: String = (0..4000)
+            .map(|j| format!("[{i}] step {j} of the batch job finished in {}ms\n", j % 17))
+            .collect();
         let response = json!({"stdout": text, "stderr": "", "interrupted": false});
-        let input = payload("Bash", json!({"command": format!("job {i}")}), response.clone());
+        let input = payload(
+            "Bash",
+            json!({"command": format!("job {i}")}),
+            response.clone(),
+        );
         let report = reports.path().join(format!("{i}.json"));
         let mut command = env.measured(&report, &["hook"]);
         command.env("KOMPRESS_DEADLINE_MS", "2000");
@@ -379,39 +559,73 @@ fn sixty_four_hooks_at_once() {
     for (child, response, text, report) in children {
         let output = child.wait_with_output().unwrap();
         assert_eq!(output.status.code(), Some(0));
-        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let usage = kompress::measure::read_report(&report).unwrap();
-        assert!(usage.max_rss_kb <= RSS_BOUND_KB, "a hook peaked at {} KiB", usage.max_rss_kb);
+        assert!(
+            usage.max_rss_kb <= RSS_BOUND_KB,
+            "a hook peaked at {} KiB",
+            usage.max_rss_kb
+        );
         peak_kb = peak_kb.max(usage.max_rss_kb);
         usages.push(usage);
         if !output.stdout.is_empty() {
             let updated = assert_replaced("Bash", &response, &output);
             let stdout = updated["stdout"].as_str().unwrap();
-            let id = stdout.split("kompress show ").nth(1).and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next());
-            replaced.push((id.expect("a replacement names its original").to_string(), text));
+            let id = stdout
+                .split("kompress show ")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next());
+            replaced.push((
+                id.expect("a replacement names its original").to_string(),
+                text,
+            ));
         }
     }
     let elapsed = start.elapsed();
-    eprintln!("{HOOKS} hooks: {} replaced, {elapsed:?} in all, largest peak RSS {peak_kb} KiB", replaced.len());
+    eprintln!(
+        "{HOOKS} hooks: {} replaced, {elapsed:?} in all, largest peak RSS {peak_kb} KiB",
+        replaced.len()
+    );
     // 64 processes share 2 cores here; each gives up at its 2 s deadline, so the whole
     // batch is bounded by the deadline times the oversubscription, with a wide margin.
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
 
     let stats = env.run(&["stats", "--json"], b"");
-    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
     let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert_eq!(stats["total"]["calls"], HOOKS, "{stats}");
     assert_eq!(stats["total"]["compressed"], replaced.len(), "{stats}");
     for (id, text) in &replaced {
         let shown = env.run(&["show", id], b"");
-        assert!(shown.status.success(), "{id}: {}", String::from_utf8_lossy(&shown.stderr));
-        assert!(shown.stdout == text.as_bytes(), "{id}: the original came back changed");
+        assert!(
+            shown.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        assert!(
+            shown.stdout == text.as_bytes(),
+            "{id}: the original came back changed"
+        );
     }
     // A hook that ran out of time says so in the log, and nothing else is logged.
     let log = env.log();
-    assert!(log.lines().all(|line| line.contains("hook: deadline of")), "{log}");
+    assert!(
+        log.lines().all(|line| line.contains("hook: deadline of")),
+        "{log}"
+    );
     let slowest = usages.iter().map(|u| u.wall_ms).fold(0.0, f64::max);
-    eprintln!("{} of {HOOKS} hit the 2 s deadline; slowest hook {slowest:.0} ms", log.lines().count());
+    eprintln!(
+        "{} of {HOOKS} hit the 2 s deadline; slowest hook {slowest:.0} ms",
+        log.lines().count()
+    );
 }
 
 /// The launcher reports the child's own peak, not its caller's: with 256 MiB touched in
@@ -426,14 +640,22 @@ fn measure_child_reports_the_childs_own_peak() {
     assert!(output.status.success());
     let usage = kompress::measure::read_report(&report).unwrap();
     assert!(usage.success(), "{usage:?}");
-    assert!(usage.max_rss_kb > 0 && usage.max_rss_kb < 64 << 10, "{usage:?}");
+    assert!(
+        usage.max_rss_kb > 0 && usage.max_rss_kb < 64 << 10,
+        "{usage:?}"
+    );
     assert!(usage.wall_ms > 0.0);
     std::hint::black_box(&ballast);
 
     // The command's exit code and signal come through.
-    let status = env.run_with(env.measured(&report, &["show", "no-such-id"]), b"").status;
+    let status = env
+        .run_with(env.measured(&report, &["show", "no-such-id"]), b"")
+        .status;
     assert_eq!(status.code(), Some(1));
-    assert_eq!(kompress::measure::read_report(&report).unwrap().code, Some(1));
+    assert_eq!(
+        kompress::measure::read_report(&report).unwrap().code,
+        Some(1)
+    );
 }
 
 /// Prose in a Bash output: the shipped model drops function words, never a protected word,
@@ -451,7 +673,10 @@ fn the_shipped_model_drops_filler_words_and_can_be_turned_off() {
     assert!(with_model.status.success());
     let out = String::from_utf8(with_model.stdout).unwrap();
     assert!(out.len() < text.len(), "nothing dropped:\n{out}");
-    for word in text.split_whitespace().filter(|w| kompress::protect::is_protected(w)) {
+    for word in text
+        .split_whitespace()
+        .filter(|w| kompress::protect::is_protected(w))
+    {
         assert!(out.contains(word), "protected {word:?} lost:\n{out}");
     }
     assert!(!out.contains(" the "), "function words stay:\n{out}");
@@ -459,7 +684,11 @@ fn the_shipped_model_drops_filler_words_and_can_be_turned_off() {
     let mut command = env.command(&["--domain", "prose"]);
     command.env("KOMPRESS_NO_MODEL", "1");
     let rules = env.run_with(command, text.as_bytes());
-    assert_eq!(String::from_utf8(rules.stdout).unwrap(), text, "rules alone change nothing here");
+    assert_eq!(
+        String::from_utf8(rules.stdout).unwrap(),
+        text,
+        "rules alone change nothing here"
+    );
     assert_eq!(env.log(), "", "no error logged");
 }
 
@@ -477,9 +706,153 @@ fn model_flag_selects_the_model_and_reports_a_bad_one() {
     assert!(out.starts_with("In run 3 migration table"), "{out}");
 
     let missing = env.home.path().join("no-model");
-    let bad = env.run(&["--domain", "prose", "--model", missing.to_str().unwrap()], text.as_bytes());
+    let bad = env.run(
+        &["--domain", "prose", "--model", missing.to_str().unwrap()],
+        text.as_bytes(),
+    );
     assert!(bad.status.success());
     let stderr = String::from_utf8(bad.stderr).unwrap();
-    assert!(stderr.contains("no-model") && stderr.contains("without the model"), "{stderr}");
+    assert!(
+        stderr.contains("no-model") && stderr.contains("without the model"),
+        "{stderr}"
+    );
     assert!(!bad.stdout.is_empty());
+}
+
+/// `--device`: `cpu` and `auto` run the model here (this build has no CUDA); `cuda` says how
+/// to get a CUDA build on stderr in CLI modes and still prints the output, while the hook
+/// stays silent and logs it. The configuration's `device` is rejected when unknown.
+#[test]
+fn device_flag_runs_on_the_cpu_and_explains_a_missing_cuda_build() {
+    let env = Env::new().with_model();
+    let text = "In run 3 the migration of the table is now done and it was applied to the database at /srv/app/db.sqlite3 by the worker\n".repeat(3);
+    for device in ["cpu", "auto"] {
+        let out = env.run(&["--domain", "prose", "--device", device], text.as_bytes());
+        assert!(
+            out.stderr.is_empty(),
+            "{device}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .starts_with("In run 3 migration table"),
+            "{device}"
+        );
+    }
+    if kompress::model::device::COMPILED_WITH_CUDA {
+        return;
+    }
+    let cuda = env.run(&["--domain", "prose", "--device", "cuda"], text.as_bytes());
+    assert!(cuda.status.success());
+    let stderr = String::from_utf8(cuda.stderr).unwrap();
+    assert!(
+        stderr.contains("--features cuda") && stderr.contains("without the model"),
+        "{stderr}"
+    );
+    let out = String::from_utf8(cuda.stdout).unwrap();
+    assert!(
+        out.starts_with("In run 3 the migration of the table"),
+        "rules only: {out}"
+    );
+
+    let notes: String = (0..12).map(|i| format!("In run {i} the migration of the table is now done and it was applied to the database by the worker\n")).collect();
+    let response = json!({"stdout": notes, "stderr": "", "interrupted": false});
+    let mut command = env.command(&["hook", "--device", "cuda"]);
+    command.env("KOMPRESS_DEADLINE_MS", "60000");
+    let output = env.run_with(
+        command,
+        &payload("Bash", json!({"command": "python migrate.py"}), response),
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(env.log().contains("--features cuda"), "{}", env.log());
+
+    let mut command = env.command(&["--domain", "prose"]);
+    command.env("KOMPRESS_DEVICE", "tpu");
+    let bad = env.run_with(command, text.as_bytes());
+    assert!(
+        String::from_utf8(bad.stderr)
+            .unwrap()
+            .contains("unknown device")
+    );
+    assert_eq!(
+        bad.stdout,
+        text.as_bytes(),
+        "a bad configuration passes the output through"
+    );
+    assert!(
+        !env.log().contains("unknown device"),
+        "CLI errors go to the terminal, not the log"
+    );
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `mount -t tmpfs -o OPTIONS tmpfs DIR`; `None` where this user cannot mount.
+    fn mount(dir: &std::path::Path, options: &str) -> Option<Tmpfs> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The cache directory on a full filesystem, then on a read-only one (a real mount: root
+/// ignores permission bits, so `chmod` would prove nothing): the original cannot be stored,
+/// so the hook replies nothing (a trailer would promise an original `kompress show` cannot
+/// give back), exits 0, keeps stderr silent and logs why. Needs permission to mount a tmpfs
+/// (root, as in CI); elsewhere it says it skipped.
+#[test]
+fn a_full_or_read_only_cache_fails_open() {
+    let input = payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": noisy_log(), "stderr": "", "interrupted": false}),
+    );
+    for (name, options, expected) in [
+        ("full", "size=64k,mode=0700", "No space left on device"),
+        ("read-only", "ro,mode=0700", "Read-only file system"),
+    ] {
+        let env = Env::new();
+        let cache = env.kompress_home().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        // First, the same input with a working cache is replaced.
+        assert!(
+            !env.run(&["hook"], &input).stdout.is_empty(),
+            "{name}: compressible input"
+        );
+        std::fs::remove_dir_all(&cache).unwrap();
+        std::fs::create_dir_all(&cache).unwrap();
+        let Some(_mount) = Tmpfs::mount(&cache, options) else {
+            eprintln!("skipped: this user cannot mount a tmpfs");
+            return;
+        };
+        if name == "full" {
+            std::fs::create_dir_all(cache.join("originals")).unwrap();
+            let mut file = std::fs::File::create(cache.join("ballast")).unwrap();
+            while std::io::Write::write_all(&mut file, &[0u8; 4096]).is_ok() {}
+        }
+        let mut command = env.command(&["hook"]);
+        command.env("KOMPRESS_SESSION_MEMORY", "0");
+        let output = env.run_with(command, &input);
+        assert_passthrough(&output);
+        let log = env.log();
+        assert!(log.contains(expected), "{name}: {log}");
+    }
 }

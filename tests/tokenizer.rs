@@ -286,7 +286,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn scorer(name: &str) -> ModelScorer {
-    ModelScorer::load_with_encoder(&fixture(name), Box::new(FoldedEncoder)).unwrap()
+    ModelScorer::load_with_encoder(&fixture(name), Box::new(FoldedEncoder), None).unwrap()
 }
 
 /// The fixture texts joined by newlines, `repeats` times.
@@ -504,4 +504,48 @@ fn encode_throughput() {
         mb / t_ref,
         m as f64 / t_ref / 1e6
     );
+}
+
+/// `--device cuda`'s path, run on the CPU: the GGUF file dequantized onto a device and the
+/// candle forward (`ModelScorer::load_with_encoder(…, Some(device))`). Apart from the device
+/// itself, this is every step a CUDA build takes; it must score like the fast CPU forward
+/// on the same Q8_0 file (which rounds activations to 16 bits: small differences only).
+#[test]
+fn device_path_scores_like_the_fast_forward() {
+    let text = long_text(1);
+    let words: Vec<&str> = kompress::protect::words(&text).take(300).collect();
+    let gapped = words::single_spaced(&words);
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    for name in ["tiny-token-cls", "tiny-dual"] {
+        let dir = tempfile::tempdir().unwrap();
+        kompress::model::convert::convert(&fixture(name), dir.path()).unwrap();
+        let fast =
+            ModelScorer::load_with_encoder(dir.path(), Box::new(FoldedEncoder), None).unwrap();
+        let cpu = candle_core::Device::Cpu;
+        let on = ModelScorer::load_with_encoder(dir.path(), Box::new(FoldedEncoder), Some(&cpu))
+            .unwrap();
+        assert!(on.describe().ends_with("on cpu"), "{}", on.describe());
+        let (a, b) = (
+            fast.score_gapped(&gapped, later).unwrap(),
+            on.score_gapped(&gapped, later).unwrap(),
+        );
+        assert_eq!(a.len(), b.len());
+        let max_diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        let agree = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| (**x > 0.5) == (**y > 0.5))
+            .count();
+        let pct = 100.0 * agree as f64 / a.len() as f64;
+        eprintln!(
+            "{name}: device path vs fast forward: max |Δscore| {max_diff:.2e}, keep agreement {pct:.2}% of {} words",
+            a.len()
+        );
+        assert!(max_diff < 1e-2, "{name}: max |Δscore| {max_diff}");
+        assert!(pct >= 99.0, "{name}: agreement {pct:.2}%");
+    }
 }

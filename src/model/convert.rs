@@ -135,6 +135,7 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
             dir,
             &gguf_path,
             Box::new(super::tokenizer::Tokenizer::from_model_dir(dir)?),
+            None,
         )?;
         let load_ms = t0.elapsed().as_secs_f64() * 1e3;
         drop(scorer);

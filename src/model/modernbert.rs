@@ -577,8 +577,9 @@ pub struct ModernBert {
     final_norm: LayerNorm,
     cfg: Config,
     device: Device,
-    /// The same weights for the fast CPU forward (shared, not copied).
-    fast: cpu::Encoder,
+    /// The same weights for the fast CPU forward (shared, not copied); `None` when the
+    /// weights live on another device or were dequantized for one ([`Weights::runs_fast`]).
+    fast: Option<cpu::Encoder>,
 }
 
 /// Encoder outputs with every intermediate state, for debugging parity.
@@ -603,21 +604,31 @@ impl ModernBert {
         let tok_embeddings = emb.pp("tok_embeddings").embedding(cfg.vocab_size, h)?;
         let embed_norm = layer_norm(h, eps, cfg.norm_bias, emb.pp("norm"))?;
         let final_norm = layer_norm(h, eps, cfg.norm_bias, vb.pp("final_norm"))?;
-        let fast_layers = layers
-            .iter()
-            .map(|l| {
-                Ok(cpu::Layer {
-                    attn_norm: l.attn_norm.as_ref().map(cpu::Norm::new).transpose()?,
-                    wqkv: cpu::Linear::new(&l.attn.wqkv)?,
-                    wo: cpu::Linear::new(&l.attn.wo)?,
-                    mlp_norm: cpu::Norm::new(&l.mlp_norm)?,
-                    wi: cpu::Linear::new(&l.mlp.wi)?,
-                    mlp_wo: cpu::Linear::new(&l.mlp.wo)?,
-                    kind: l.attn.kind,
+        let fast = if vb.runs_fast() {
+            let fast_layers = layers
+                .iter()
+                .map(|l| {
+                    Ok(cpu::Layer {
+                        attn_norm: l.attn_norm.as_ref().map(cpu::Norm::new).transpose()?,
+                        wqkv: cpu::Linear::new(&l.attn.wqkv)?,
+                        wo: cpu::Linear::new(&l.attn.wo)?,
+                        mlp_norm: cpu::Norm::new(&l.mlp_norm)?,
+                        wi: cpu::Linear::new(&l.mlp.wi)?,
+                        mlp_wo: cpu::Linear::new(&l.mlp.wo)?,
+                        kind: l.attn.kind,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let fast = cpu::Encoder::new(cfg, &tok_embeddings, &embed_norm, fast_layers, &final_norm)?;
+                .collect::<Result<Vec<_>>>()?;
+            Some(cpu::Encoder::new(
+                cfg,
+                &tok_embeddings,
+                &embed_norm,
+                fast_layers,
+                &final_norm,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             tok_embeddings,
             embed_norm,
@@ -636,17 +647,30 @@ impl ModernBert {
     /// `input_ids` `(batch, seq)` u32; `attention_mask` `(batch, seq)` with 1 for real tokens
     /// and 0 for padding (`None`: nothing padded). Returns `(batch, seq, hidden)`.
     ///
-    /// Runs the fast CPU forward ([`super::cpu`]) unless `KOMPRESS_FORWARD=candle`.
+    /// Runs the fast CPU forward ([`super::cpu`]) unless `KOMPRESS_FORWARD=candle` or the
+    /// weights are on another device.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        if reference_forward_requested() {
-            return self.forward_reference(input_ids, attention_mask);
+        match self.fast_forward() {
+            Some(fast) => cpu::run_batch(
+                input_ids,
+                attention_mask,
+                self.cfg.hidden_size,
+                |ids, valid| fast.run(ids, valid, None),
+            ),
+            None => self.forward_reference(input_ids, attention_mask),
         }
-        cpu::run_batch(
-            input_ids,
-            attention_mask,
-            self.cfg.hidden_size,
-            |ids, valid| self.fast.run(ids, valid, None),
-        )
+    }
+
+    /// The fast CPU forward, when it is both possible and not overridden.
+    fn fast_forward(&self) -> Option<&cpu::Encoder> {
+        self.fast
+            .as_ref()
+            .filter(|_| !reference_forward_requested())
+    }
+
+    /// Where the weights are.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// [`Self::forward`] on the candle reference path.
@@ -709,8 +733,8 @@ pub struct ModernBertForTokenClassification {
     act: Activation,
     norm: LayerNorm,
     classifier: Lin,
-    /// The head for the fast CPU forward (same weights).
-    fast_head: cpu::TokenHead,
+    /// The head for the fast CPU forward (same weights), when the encoder has one.
+    fast_head: Option<cpu::TokenHead>,
 }
 
 impl ModernBertForTokenClassification {
@@ -725,11 +749,15 @@ impl ModernBertForTokenClassification {
         let norm = layer_norm(h, cfg.norm_eps, cfg.norm_bias, vb.pp("head").pp("norm"))?;
         // transformers always gives the classifier a bias, whatever `classifier_bias` says.
         let classifier = vb.pp("classifier").linear(h, cfg.num_labels(), true)?;
-        let fast_head = cpu::TokenHead {
-            dense: cpu::Linear::new(&dense)?,
-            act: cfg.classifier_activation,
-            norm: cpu::Norm::new(&norm)?,
-            classifier: cpu::Linear::new(&classifier)?,
+        let fast_head = if vb.runs_fast() {
+            Some(cpu::TokenHead {
+                dense: cpu::Linear::new(&dense)?,
+                act: cfg.classifier_activation,
+                norm: cpu::Norm::new(&norm)?,
+                classifier: cpu::Linear::new(&classifier)?,
+            })
+        } else {
+            None
         };
         Ok(Self {
             model: ModernBert::load(cfg, vb.pp("model"))?,
@@ -746,14 +774,14 @@ impl ModernBertForTokenClassification {
     }
 
     /// Logits `(batch, seq, num_labels)`, by the fast CPU forward unless
-    /// `KOMPRESS_FORWARD=candle`.
+    /// `KOMPRESS_FORWARD=candle` or the weights are on another device.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        if reference_forward_requested() {
+        let (Some(fast), Some(head)) = (self.model.fast_forward(), &self.fast_head) else {
             return self.forward_reference(input_ids, attention_mask);
-        }
+        };
         let labels = self.model.cfg.num_labels();
         cpu::run_batch(input_ids, attention_mask, labels, |ids, valid| {
-            self.model.fast.run(ids, valid, Some(&self.fast_head))
+            fast.run(ids, valid, Some(head))
         })
     }
 

@@ -5,6 +5,9 @@
 //! memory-mapped GGUF file ([`GgufFile`]) whose Q8_0 matrices become [`QMatrix`]es used in
 //! place; its F32 tensors (norms, biases, small heads) are copied into candle tensors (a few KB).
 //! [`Lin`] and [`Emb`] hide the difference from `modernbert.rs`.
+//!
+//! A GGUF file can instead be loaded *onto a device* ([`Weights::open_gguf_on`]): every tensor
+//! is dequantized to F32 and placed there, for the candle forward on CUDA (`--device cuda`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +22,13 @@ use super::quant::QMatrix;
 #[derive(Clone)]
 pub enum Weights<'a> {
     Vb(VarBuilder<'a>),
-    Gguf { file: Arc<GgufFile>, prefix: String },
+    /// `on`: `None` keeps Q8_0 matrices in place on the CPU (the fast forward); `Some(d)`
+    /// dequantizes every tensor to F32 on `d` (the candle forward).
+    Gguf {
+        file: Arc<GgufFile>,
+        prefix: String,
+        on: Option<Device>,
+    },
 }
 
 impl<'a> From<VarBuilder<'a>> for Weights<'a> {
@@ -33,6 +42,7 @@ impl From<Arc<GgufFile>> for Weights<'static> {
         Self::Gguf {
             file,
             prefix: String::new(),
+            on: None,
         }
     }
 }
@@ -40,7 +50,16 @@ impl From<Arc<GgufFile>> for Weights<'static> {
 impl Weights<'static> {
     /// Maps a GGUF model file.
     pub fn open_gguf(path: &Path) -> anyhow::Result<Self> {
-        Ok(Arc::new(GgufFile::open(path)?).into())
+        Self::open_gguf_on(path, None)
+    }
+
+    /// Maps a GGUF model file for `device` (see [`Weights::Gguf`]).
+    pub fn open_gguf_on(path: &Path, device: Option<&Device>) -> anyhow::Result<Self> {
+        Ok(Self::Gguf {
+            file: Arc::new(GgufFile::open(path)?),
+            prefix: String::new(),
+            on: device.cloned(),
+        })
     }
 }
 
@@ -52,9 +71,10 @@ impl<'a> Weights<'a> {
     pub fn pp<S: ToString>(&self, s: S) -> Self {
         match self {
             Self::Vb(vb) => Self::Vb(vb.pp(s)),
-            Self::Gguf { file, prefix } => Self::Gguf {
+            Self::Gguf { file, prefix, on } => Self::Gguf {
                 file: file.clone(),
                 prefix: join(prefix, &s.to_string()),
+                on: on.clone(),
             },
         }
     }
@@ -69,19 +89,28 @@ impl<'a> Weights<'a> {
     pub fn device(&self) -> Device {
         match self {
             Self::Vb(vb) => vb.device().clone(),
-            Self::Gguf { .. } => Device::Cpu,
+            Self::Gguf { on, .. } => on.clone().unwrap_or(Device::Cpu),
+        }
+    }
+
+    /// Whether the layers built from these weights can run the fast CPU forward: CPU
+    /// tensors, and Q8_0 matrices (if any) kept in place.
+    pub fn runs_fast(&self) -> bool {
+        match self {
+            Self::Vb(vb) => vb.device().is_cpu(),
+            Self::Gguf { on, .. } => on.is_none(),
         }
     }
 
     pub fn contains_tensor(&self, name: &str) -> bool {
         match self {
             Self::Vb(vb) => vb.contains_tensor(name),
-            Self::Gguf { file, prefix } => file.tensor(&join(prefix, name)).is_some(),
+            Self::Gguf { file, prefix, .. } => file.tensor(&join(prefix, name)).is_some(),
         }
     }
 
     fn info(&self, name: &str) -> Result<(&GgufFile, &TensorInfo, String)> {
-        let Self::Gguf { file, prefix } = self else {
+        let Self::Gguf { file, prefix, .. } = self else {
             unreachable!("info on a VarBuilder")
         };
         let full = join(prefix, name);
@@ -113,7 +142,7 @@ impl<'a> Weights<'a> {
                         out
                     }
                 };
-                Tensor::from_vec(values, info.shape.clone(), &Device::Cpu)
+                Tensor::from_vec(values, info.shape.clone(), &self.device())
                     .map_err(|e| err(format!("{full}: {e}")))
             }
         }
@@ -138,9 +167,10 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// A Q8_0 matrix in place, or `None` when the tensor is stored otherwise.
+    /// A Q8_0 matrix in place, or `None` when the tensor is stored otherwise or is to be
+    /// dequantized onto a device.
     fn qmatrix(&self, rows: usize, cols: usize, name: &str) -> Result<Option<QMatrix>> {
-        let Self::Gguf { .. } = self else {
+        let Self::Gguf { on: None, .. } = self else {
             return Ok(None);
         };
         let (file, info, full) = self.info(name)?;

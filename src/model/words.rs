@@ -183,28 +183,45 @@ impl ModelScorer {
     /// ([`Tokenizer::from_model_dir`]). A checkpoint with `token_head.weight` is the Kompress
     /// dual head (encoder under `encoder.`); otherwise a `ModernBertForTokenClassification`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let tokenizer = Tokenizer::from_model_dir(dir)?;
-        Self::load_with_encoder(dir, Box::new(tokenizer))
+        Self::load_on(dir, None)
     }
 
-    /// Like [`Self::load`] with another sub-token encoder (tests use one that fits a tiny
+    /// Like [`Self::load`], on `device` (see [`super::device::DeviceChoice::resolve`]):
+    /// `None` for the fast CPU forward, `Some(d)` for F32 weights and the candle forward on
+    /// `d`.
+    pub fn load_on(dir: &Path, device: Option<&Device>) -> Result<Self> {
+        let tokenizer = Tokenizer::from_model_dir(dir)?;
+        Self::load_with_encoder(dir, Box::new(tokenizer), device)
+    }
+
+    /// Like [`Self::load_on`] with another sub-token encoder (tests use one that fits a tiny
     /// fixture vocabulary).
-    pub fn load_with_encoder(dir: &Path, encoder: Box<dyn WordEncoder>) -> Result<Self> {
+    pub fn load_with_encoder(
+        dir: &Path,
+        encoder: Box<dyn WordEncoder>,
+        device: Option<&Device>,
+    ) -> Result<Self> {
         let gguf = dir.join(super::GGUF_FILE);
         if gguf.is_file() {
-            return Self::load_weights(dir, &gguf, encoder);
+            return Self::load_weights(dir, &gguf, encoder, device);
         }
-        Self::load_weights(dir, &dir.join(super::SAFETENSORS_FILE), encoder)
+        Self::load_weights(dir, &dir.join(super::SAFETENSORS_FILE), encoder, device)
     }
 
     /// Loads `dir/config.json` with the weights in `weights`: a GGUF file (Q8_0 matrices used
-    /// in place from the mapping) or F32 safetensors.
-    pub fn load_weights(dir: &Path, weights: &Path, encoder: Box<dyn WordEncoder>) -> Result<Self> {
+    /// in place from the mapping, or dequantized onto `device`) or F32 safetensors (on
+    /// `device`, else the CPU).
+    pub fn load_weights(
+        dir: &Path,
+        weights: &Path,
+        encoder: Box<dyn WordEncoder>,
+        on: Option<&Device>,
+    ) -> Result<Self> {
         super::tune_allocator();
         let cfg = Config::from_file(&dir.join("config.json"))?;
-        let device = Device::Cpu;
+        let device = on.cloned().unwrap_or(Device::Cpu);
         let vb: Weights = if weights.extension().is_some_and(|e| e == "gguf") {
-            Weights::open_gguf(weights)?
+            Weights::open_gguf_on(weights, on)?
         } else {
             load_safetensors(&[weights], &device)
                 .with_context(|| format!("loading {}", weights.display()))?
@@ -225,10 +242,11 @@ impl ModelScorer {
         };
         let max_len = MAX_CHUNK_TOKENS.min(cfg.max_position_embeddings);
         let description = format!(
-            "ModernBERT {kind} ({} layers, hidden {}) from {}",
+            "ModernBERT {kind} ({} layers, hidden {}) from {} on {}",
             cfg.num_hidden_layers,
             cfg.hidden_size,
-            weights.display()
+            weights.display(),
+            super::device::name(on)
         );
         Ok(Self {
             head,

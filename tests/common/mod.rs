@@ -56,7 +56,13 @@ impl Env {
     /// and wall time to `report` (read it with `kompress::measure::read_report`).
     pub fn measured(&self, report: &std::path::Path, args: &[&str]) -> Command {
         let report = report.to_str().expect("a UTF-8 temporary path");
-        let mut all = vec!["measure-child", "--report", report, "--", env!("CARGO_BIN_EXE_kompress")];
+        let mut all = vec![
+            "measure-child",
+            "--report",
+            report,
+            "--",
+            env!("CARGO_BIN_EXE_kompress"),
+        ];
         all.extend_from_slice(args);
         self.command(&all)
     }
