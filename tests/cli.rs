@@ -45,22 +45,16 @@ fn payload(tool: &str, input: Value, response: Value) -> Vec<u8> {
 
 /// Exit 0, silent stderr, and nothing on stdout: Claude Code keeps the original.
 fn assert_passthrough(output: &Output) {
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.stderr.is_empty(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert_passthrough_of("", output);
+}
+
+/// [`assert_passthrough`], naming the case in a failure.
+fn assert_passthrough_of(case: &str, output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{case} stderr: {stderr}");
+    assert!(output.stderr.is_empty(), "{case} stderr: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.stdout.is_empty(), "{case} stdout: {stdout}");
 }
 
 /// Exit 0, silent stderr, and a replacement of `response`'s shape. Returns it.
@@ -108,18 +102,7 @@ fn bad_payloads_pass_through() {
         ("deeply nested", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
     ];
     for (name, input) in cases {
-        let output = env.run(&["hook"], &input);
-        assert_eq!(output.status.code(), Some(0), "{name}");
-        assert!(
-            output.stderr.is_empty(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.stdout.is_empty(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
+        assert_passthrough_of(name, &env.run(&["hook"], &input));
     }
     // Errors went to the log, not to the user.
     let log = env.log();
