@@ -22,7 +22,7 @@
 //! - evaluates `exp`, `erf` and `tanh` with branch-free polynomials ([`exp`], [`erf`]) that
 //!   the compiler vectorizes (AVX-512 or AVX2 + FMA when the CPU has them, chosen at run
 //!   time, SSE2 otherwise); their error (≤ 5e-7) is far inside the 1e-4 parity tolerance;
-//! - uses at most 2 threads, and one for short inputs: each thread owns a contiguous half of
+//! - uses at most 2 threads, and one for inputs under 256 tokens: each thread owns a contiguous half of
 //!   the token rows for the whole stack of layers, and the threads meet once per layer at a
 //!   [`Barrier`] (which blocks rather than spins), after the layer's Q/K/V rows are written
 //!   and before any thread reads other threads' keys.
@@ -78,10 +78,11 @@ const PANEL: usize = 64;
 /// window)` scores per block, of which each row needs `window + 1`.
 const QUERY_BLOCK: usize = 32;
 /// Each thread gets at least this many tokens, so inputs under 256 tokens (the hook's usual
-/// ~100-token outputs among them) run on one thread. On the loaded 2-core machine this was
-/// measured on, the second thread made even 512-token chunks slower in wall time (a barrier
-/// per layer waits for whichever thread the scheduler preempted; docs/bench.md); on an idle
-/// machine it nearly halves them. `KOMPRESS_THREADS=1` forces one thread.
+/// ~100-token outputs among them) run on one thread. Measured on the shared 2-core machine
+/// (docs/bench.md): a 107-token input on 2 threads took the same wall time as on one and
+/// 8–15% more CPU (thread start, 6 barrier wake-ups, a core that is never really free
+/// there); 512-token chunks ran from 6% slower to 1.15× faster in wall time than on one
+/// thread, depending on the load. `KOMPRESS_THREADS=1` forces one thread.
 const MIN_TOKENS_PER_THREAD: usize = 128;
 
 fn err(msg: impl Into<String>) -> candle_core::Error {
@@ -155,6 +156,28 @@ impl Linear {
         }
     }
 
+    /// The integer kernel's copy of `w`, repacked on first use (then the mapped pages are
+    /// released, so RSS does not hold both).
+    fn packed<'a>(
+        w: &QMatrix,
+        packed: &'a OnceLock<super::qmatmul::Packed>,
+    ) -> &'a super::qmatmul::Packed {
+        packed.get_or_init(|| {
+            let packed = super::qmatmul::Packed::new(w);
+            w.release_pages();
+            packed
+        })
+    }
+
+    /// Repacks the weights now if the integer kernel will need them (see [`Encoder::run`]).
+    fn prepack(&self) {
+        if let Matrix::Q8(w, packed) = &self.w
+            && super::qmatmul::available()
+        {
+            Self::packed(w, packed);
+        }
+    }
+
     /// For `m` rows: `y[r] = x[r] · Wᵀ + b`, or `y[r] += x[r] · Wᵀ + b` when `accumulate`.
     /// Rows are `x_stride` and `y_stride` floats apart; `scratch` holds dequantized panels.
     #[allow(clippy::too_many_arguments)]
@@ -190,13 +213,8 @@ impl Linear {
         };
         match &self.w {
             Matrix::Q8(w, packed) if super::qmatmul::available() => {
-                let packed = packed.get_or_init(|| {
-                    let packed = super::qmatmul::Packed::new(w);
-                    w.release_pages();
-                    packed
-                });
                 super::qmatmul::matmul(
-                    packed,
+                    Self::packed(w, packed),
                     x,
                     x_stride,
                     m,
@@ -473,6 +491,10 @@ pub(crate) struct Encoder {
     local_theta: f64,
     /// Grown to the longest input seen; tables are `seq · head_dim` trig calls, worth keeping.
     rope: Mutex<Option<Arc<Rope>>>,
+    /// The last forward's activation buffers, reused by the next one: a fresh set was
+    /// zeroed by `calloc` on every 512-token chunk (~6.6 MB, 1.2–1.5% of the forward's CPU).
+    /// Every element a forward reads it has written first, so stale contents are harmless.
+    buffers: Mutex<Option<Buffers>>,
 }
 
 /// Per-forward activation buffers, shared by the threads (see [`Shared`]).
@@ -576,6 +598,7 @@ impl Encoder {
             global_theta: cfg.global_rope_theta,
             local_theta: cfg.local_rope_theta,
             rope: Mutex::new(None),
+            buffers: Mutex::new(None),
         })
     }
 
@@ -604,14 +627,33 @@ impl Encoder {
         let t = ids.len();
         let (h, i) = (self.hidden, self.inter);
         let out_w = head.map_or(h, |hd| hd.classifier.out);
-        let mut b = Buffers {
-            x: vec![0.0; t * h],
-            xn: vec![0.0; t * h],
-            qkv: [vec![0.0; t * 3 * h], vec![0.0; t * 3 * h]],
-            attn: vec![0.0; t * h],
-            mlp: vec![0.0; t * 2 * i],
-            out: vec![0.0; if head.is_some() { t * out_w } else { 0 }],
-        };
+        // A concurrent forward on the same encoder finds None and allocates its own set.
+        let cached = self
+            .buffers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut b = cached.unwrap_or_else(|| Buffers {
+            x: Vec::new(),
+            xn: Vec::new(),
+            qkv: [Vec::new(), Vec::new()],
+            attn: Vec::new(),
+            mlp: Vec::new(),
+            out: Vec::new(),
+        });
+        // Only growth is zeroed; the forward overwrites every element before reading it.
+        let [q0, q1] = &mut b.qkv;
+        for (v, n) in [
+            (&mut b.x, t * h),
+            (&mut b.xn, t * h),
+            (q0, t * 3 * h),
+            (q1, t * 3 * h),
+            (&mut b.attn, t * h),
+            (&mut b.mlp, t * 2 * i),
+            (&mut b.out, if head.is_some() { t * out_w } else { 0 }),
+        ] {
+            v.resize(n, 0.0);
+        }
         let rope = self.rope(t);
         let [q0, q1] = &mut b.qkv;
         let job = Job {
@@ -628,7 +670,7 @@ impl Encoder {
         };
         let threads = threads_for(t);
         if threads == 1 {
-            self.run_rows(&job, 0..t, None)?;
+            self.run_rows(&job, 0..t, None, (0, 1))?;
         } else {
             let barrier = Barrier::new(threads);
             let per = t.div_ceil(threads);
@@ -637,10 +679,10 @@ impl Encoder {
                     .map(|k| {
                         let rows = (k * per).min(t)..((k + 1) * per).min(t);
                         let (job, barrier) = (&job, &barrier);
-                        s.spawn(move || self.run_rows(job, rows, Some(barrier)))
+                        s.spawn(move || self.run_rows(job, rows, Some(barrier), (k, threads)))
                     })
                     .collect();
-                let mine = self.run_rows(&job, 0..per.min(t), Some(&barrier));
+                let mine = self.run_rows(&job, 0..per.min(t), Some(&barrier), (0, threads));
                 workers
                     .into_iter()
                     .map(|w| w.join().expect("forward thread panicked"))
@@ -648,13 +690,40 @@ impl Encoder {
                     .collect::<Result<Vec<()>>>()
             })?;
         }
-        Ok(if head.is_some() { b.out } else { b.xn })
+        let out = if head.is_some() {
+            b.out.clone()
+        } else {
+            b.xn.clone()
+        };
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = Some(b);
+        Ok(out)
     }
 
     /// The whole forward for the token rows `rows`, meeting the other threads at `barrier`
     /// once per layer. Every thread must run the same number of barrier waits, so errors are
     /// only possible before the first one (the embedding lookup).
-    fn run_rows(&self, job: &Job, rows: Range<usize>, barrier: Option<&Barrier>) -> Result<()> {
+    ///
+    /// `(me, of)`: this thread's index and the thread count. In a process's first forward
+    /// with 2 threads, each thread first repacks every other weight matrix for the integer
+    /// kernel, so the one-time repacking (~10% of a ~100-token cold start's CPU) is split
+    /// too instead of falling to whichever thread reaches a layer first.
+    fn run_rows(
+        &self,
+        job: &Job,
+        rows: Range<usize>,
+        barrier: Option<&Barrier>,
+        (me, of): (usize, usize),
+    ) -> Result<()> {
+        if of > 1 {
+            let linears = self
+                .layers
+                .iter()
+                .flat_map(|l| [&l.wqkv, &l.wo, &l.wi, &l.mlp_wo])
+                .chain(job.head.into_iter().flat_map(|h| [&h.dense, &h.classifier]));
+            for lin in linears.skip(me).step_by(of) {
+                lin.prepack();
+            }
+        }
         let (h, hd, nh, inter) = (self.hidden, self.head_dim, self.heads, self.inter);
         let t = job.ids.len();
         let m = rows.len();
@@ -1252,7 +1321,6 @@ mod tests {
 /// instead of 8; rows of 4 queries touch only the keys their windows reach.
 #[cfg(target_arch = "x86_64")]
 mod attn512 {
-    use super::softmax_masked;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -1262,20 +1330,24 @@ mod attn512 {
     const KEYS: usize = 32;
 
     /// Whether this CPU and head size can use the kernel (head_dim a multiple of 16, ≤ 64:
-    /// one query tile's output fits 16 registers).
+    /// one query tile's output fits 16 registers; AVX-512 BW/VL for the padding mask).
     pub(super) fn usable(hd: usize) -> bool {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         hd.is_multiple_of(16)
             && hd <= 64
-            && *HAS.get_or_init(|| is_x86_feature_detected!("avx512f"))
+            && *HAS.get_or_init(|| {
+                is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            })
     }
 
     /// See [`super::attend_block`]; `keys_t` is scratch for the block's keys transposed.
     ///
     /// # Safety
-    /// AVX-512 F present and `usable(hd)`.
+    /// `usable(hd)` (AVX-512 F/BW/VL present).
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(super) unsafe fn attend_block(
         qkv: &[f32],
         h: usize,
@@ -1428,10 +1500,13 @@ mod attn512 {
             row[lo..wlo].fill(0.0);
             row[whi..hi].fill(0.0);
             let k0 = ctx.k.start;
-            softmax_masked(
-                &mut row[wlo..whi],
-                ctx.valid.map(|v| &v[k0 + wlo..k0 + whi]),
-            );
+            // SAFETY: AVX-512 F/BW/VL present (the caller's contract).
+            unsafe {
+                softmax_masked(
+                    &mut row[wlo..whi],
+                    ctx.valid.map(|v| &v[k0 + wlo..k0 + whi]),
+                )
+            };
         }
         // Output = P · V over keys lo..hi.
         unsafe {
@@ -1456,6 +1531,122 @@ mod attn512 {
                 for (c, a) in acc.iter().enumerate() {
                     _mm512_storeu_ps(dst.add(c * 16), *a);
                 }
+            }
+        }
+    }
+
+    /// Lanes `0..n` of a 16-lane vector (`n ≤ 16`).
+    #[inline(always)]
+    fn lanes(n: usize) -> __mmask16 {
+        if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
+    }
+
+    /// [`super::exp`] on 16 lanes: the same range reduction and polynomial, with fused
+    /// multiply-adds (so not bit-identical: ≤ 1 ulp apart).
+    ///
+    /// # Safety
+    /// AVX-512 F present.
+    #[inline(always)]
+    unsafe fn exp16(x: __m512) -> __m512 {
+        const LN2_HI: f32 = 0.693_359_4;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        const ROUND: f32 = 12_582_912.0;
+        unsafe {
+            let xc = _mm512_min_ps(
+                _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+                _mm512_set1_ps(88.0),
+            );
+            let round = _mm512_set1_ps(ROUND);
+            let t = _mm512_fmadd_ps(xc, _mm512_set1_ps(std::f32::consts::LOG2_E), round);
+            let n = _mm512_sub_ps(t, round);
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), xc);
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+            let mut p = _mm512_set1_ps(1.0 / 5040.0);
+            for c in [
+                1.0 / 720.0,
+                1.0 / 120.0,
+                1.0 / 24.0,
+                1.0 / 6.0,
+                0.5,
+                1.0,
+                1.0,
+            ] {
+                p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+            }
+            let bits = _mm512_slli_epi32(
+                _mm512_add_epi32(
+                    _mm512_sub_epi32(
+                        _mm512_castps_si512(t),
+                        _mm512_set1_epi32(ROUND.to_bits() as i32),
+                    ),
+                    _mm512_set1_epi32(127),
+                ),
+                23,
+            );
+            let y = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+            let under = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(-87.0));
+            _mm512_mask_mov_ps(y, under, _mm512_setzero_ps())
+        }
+    }
+
+    /// Lanes of keys `c..c + 16` that are inside a row of `n` and real tokens.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL present; `valid`, when given, holds `n` flags.
+    #[inline(always)]
+    unsafe fn keys(n: usize, valid: Option<&[bool]>, c: usize) -> __mmask16 {
+        let m = lanes(n - c);
+        match valid {
+            None => m,
+            // SAFETY: the bytes c.. of `valid` under mask m are in bounds; a bool is one
+            // byte, 0 or 1.
+            Some(v) => unsafe {
+                let b = _mm_maskz_loadu_epi8(m, v.as_ptr().add(c) as *const i8);
+                _mm_test_epi8_mask(b, b)
+            },
+        }
+    }
+
+    /// [`super::softmax_masked`] in 16-lane steps: masked keys (and a fully masked row's
+    /// uniform fallback) as there; three passes over the row without leaving the kernel.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL present; `valid`, when given, is as long as `row`.
+    #[inline(always)]
+    unsafe fn softmax_masked(row: &mut [f32], valid: Option<&[bool]>) {
+        let n = row.len();
+        let ptr = row.as_mut_ptr();
+        unsafe {
+            let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+            let mut vmax = ninf;
+            for c in (0..n).step_by(16) {
+                vmax = _mm512_max_ps(
+                    vmax,
+                    _mm512_mask_loadu_ps(ninf, keys(n, valid, c), ptr.add(c)),
+                );
+            }
+            let max = _mm512_reduce_max_ps(vmax);
+            if max == f32::NEG_INFINITY {
+                row.fill(1.0 / n as f32);
+                return;
+            }
+            let shift = _mm512_set1_ps(max);
+            let mut sum = _mm512_setzero_ps();
+            for c in (0..n).step_by(16) {
+                let k = keys(n, valid, c);
+                let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, ptr.add(c)), shift));
+                let e = _mm512_maskz_mov_ps(k, e);
+                sum = _mm512_add_ps(sum, e);
+                _mm512_mask_storeu_ps(ptr.add(c), lanes(n - c), e);
+            }
+            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+            for c in (0..n).step_by(16) {
+                let m = lanes(n - c);
+                _mm512_mask_storeu_ps(
+                    ptr.add(c),
+                    m,
+                    _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ptr.add(c)), inv),
+                );
             }
         }
     }

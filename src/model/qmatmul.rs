@@ -2,23 +2,30 @@
 //!
 //! Why: once the candle overhead was gone, 75% of the fast forward's CPU time was the `gemm`
 //! crate's F32 AVX2 micro-kernel on dequantized weights (8 multiply-adds per instruction;
-//! gemm 0.19 uses AVX-512 only on nightly). `vpdpwssd` does 32 multiply-adds of `i16 × i16`
-//! into `i32` per instruction, and Q8_0 weights already are small integers.
+//! gemm 0.19 uses AVX-512 only on nightly). VNNI instructions do 32 to 64 integer
+//! multiply-adds into `i32` per instruction, and Q8_0 weights already are small integers.
 //!
 //! Scheme, per row of `x` and per block of 32 inputs: `d = max|x| / 32767`,
 //! `q = round(x / d)` as `i16`; a weight block `(s, w)` then contributes `d · s · Σ q·w`,
 //! summed exactly in `i32` (|q·w| ≤ 32767 · 127, 32 of them stay below 2³¹) and scaled in
 //! `f32`. 16-bit activations keep the result within ~1e-5 relative of the F32 matmul on
 //! dequantized weights, so Q8_0 decisions match that path's (`tests/model_parity.rs`).
-//! 8-bit activations (`vpdpbusd`, ggml's Q8_0 × Q8_0) would double the multiply-add rate but
-//! add a rounding error as large as the weights' own: measured, the Q8_0-vs-F32 keep
-//! agreement on the amplified fixture fell from 98.3% to 97.75%, against a 97.5% floor.
+//! 8-bit activations (ggml's Q8_0 × Q8_0) would double the multiply-add rate but add a
+//! rounding error as large as the weights' own: measured, the Q8_0-vs-F32 keep agreement on
+//! the amplified fixture fell from 98.3% to 97.75%, against a 97.5% floor.
+//!
+//! Instruction: the 16-bit `q` is split into the two bytes of `q + 32768`, and `vpdpbusd`
+//! (`u8 × i8`, 64 multiply-adds) runs once per byte (see [`matmul`]); the sum is exactly the
+//! one `vpdpwssd` (`i16 × i16`, 32 multiply-adds) gives, which the first version of this
+//! kernel used, but the weights stay 8-bit: `vpdpwssd` needed one `vpmovsxbw` per 16
+//! weights, on the same port as the multiply-adds. Measured: −3 to −9% forward CPU time
+//! (docs/bench.md).
 //!
 //! Layout ([`Packed`]): the weights are repacked, 32 output columns at a time, into the
-//! order the instruction consumes (for each pair of inputs: 32 columns × 2 `i8`, widened to
-//! `i16` by one `vpmovsxbw` per load), with the 32 columns' scales per block. The packed copy
-//! is as large as the Q8_0 tensor (1 byte per weight, +1/8 for scales) and is built on a
-//! layer's first use, so a process pays for packing once, not once per 512-token chunk.
+//! order the instruction consumes (for each group of 4 inputs: 32 columns × 4 `i8`), with the
+//! 32 columns' scales and `32768 · Σ w` per block. The packed copy is as large as the Q8_0
+//! tensor (1 byte per weight, +1/4 for scales and sums) and is built on a layer's first use,
+//! so a process pays for packing once, not once per 512-token chunk.
 //!
 //! Only x86-64 CPUs with AVX-512 F/BW/VNNI use this; [`available`] says whether this one
 //! does, and the caller falls back to dequantizing into F32 panels otherwise (also forced by
@@ -53,8 +60,9 @@ pub fn available() -> bool {
 /// Per-thread buffers, reused across calls.
 #[derive(Default)]
 pub struct Scratch {
-    /// Quantized activations, `m × in`.
-    xq: Vec<i16>,
+    /// Quantized activations `q + 32768`, high and low bytes, `m × in` each.
+    hi: Vec<u8>,
+    lo: Vec<u8>,
     /// Their scales, `m × in / 32`.
     xd: Vec<f32>,
 }
@@ -64,30 +72,40 @@ pub struct Scratch {
 pub struct Packed {
     rows: usize,
     cols: usize,
-    /// Per panel of 32 output rows: `in / 2` pairs × 32 rows, each pair two `i8` (little
-    /// endian in a `u16`, so packing moves a pair with one store).
-    data: Vec<u16>,
+    /// Per panel of 32 output rows, per group of 4 inputs: 16 rows × 4 `i8` (one 64-byte
+    /// vector, each row's 4 weights little-endian in a `u32`), then the other 16 rows;
+    /// `vpdpbusd` multiplies each 4-byte lane with 4 activation bytes.
+    data: Vec<u32>,
     /// Per panel, per block of 32 inputs: the 32 rows' scales.
     scales: Vec<f32>,
+    /// Per panel, per block: `32768 · Σ w` of each of the 32 rows, the term the activations'
+    /// `+32768` offset adds (see [`matmul`]).
+    offsets: Vec<i32>,
 }
 
 impl Packed {
+    /// Repacks `w`. This runs on a layer's first use, so it is on the cold-start path: one
+    /// pass over each row's blocks, 4 weights moved per store (it was 10% of a ~100-token
+    /// cold start's CPU when it moved bytes one at a time).
     pub fn new(w: &QMatrix) -> Self {
         let (n, k) = (w.rows, w.cols);
         let (panels, blocks) = (n.div_ceil(COLS), k / BLOCK);
-        let mut data = vec![0u16; panels * k / 2 * COLS];
+        let mut data = vec![0u32; panels * k / 4 * COLS];
         let mut scales = vec![0f32; panels * blocks * COLS];
+        let mut offsets = vec![0i32; panels * blocks * COLS];
         for row in 0..n {
             let (panel, c) = (row / COLS, row % COLS);
-            let data = &mut data[panel * k / 2 * COLS..(panel + 1) * k / 2 * COLS];
-            let scales = &mut scales[panel * blocks * COLS..(panel + 1) * blocks * COLS];
+            let data = &mut data[panel * k / 4 * COLS..(panel + 1) * k / 4 * COLS];
+            let at = panel * blocks * COLS + c;
             for (b, block) in w.row_bytes_of(row).chunks_exact(BLOCK_BYTES).enumerate() {
-                scales[b * COLS + c] =
+                scales[at + b * COLS] =
                     half::f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32();
-                // Pair p of block b holds inputs 2p, 2p + 1 of all 32 rows.
-                let pairs = &mut data[b * BLOCK / 2 * COLS..(b + 1) * BLOCK / 2 * COLS];
-                for (p, q) in block[2..].chunks_exact(2).enumerate() {
-                    pairs[p * COLS + c] = u16::from_le_bytes([q[0], q[1]]);
+                let q = &block[2..];
+                offsets[at + b * COLS] = 32768 * q.iter().map(|&v| v as i8 as i32).sum::<i32>();
+                // Group g of block b holds inputs 4g..4g + 4 of the block, for all 32 rows.
+                let groups = &mut data[b * BLOCK / 4 * COLS..(b + 1) * BLOCK / 4 * COLS];
+                for (g, q) in q.chunks_exact(4).enumerate() {
+                    groups[g * COLS + c] = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
                 }
             }
         }
@@ -96,12 +114,20 @@ impl Packed {
             cols: k,
             data,
             scales,
+            offsets,
         }
     }
 }
 
 /// `y[r][0..w.rows] (+)= x[r] · Wᵀ` for `m` rows (`x_stride`, `y_stride` floats apart);
 /// with `accumulate` false, `y` is overwritten. Call only when [`available`].
+///
+/// Each 16-bit activation `q` enters as two unsigned bytes of `u = q + 32768`
+/// (`u = 256·hi + lo`), so `Σ q·w = 256·Σ hi·w + Σ lo·w − 32768·Σ w`: two `vpdpbusd` (64
+/// `u8 × i8` multiply-adds each) do the work of two `vpdpwssd` (32 `i16 × i16` each) on the
+/// same inputs, without widening the weights to 16 bits first (one `vpmovsxbw` per 16
+/// weights before). All sums are exact in `i32` (`|256·Σ hi·w| ≤ 256 · 32 · 255 · 128 <
+/// 2³¹`), so the result is bit for bit the one of the `vpdpwssd` kernel it replaces.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     w: &Packed,
@@ -125,25 +151,36 @@ pub fn matmul(
     };
     for (panel, n0) in (0..n).step_by(COLS).enumerate() {
         let cols = COLS.min(n - n0);
-        let data = &w.data[panel * k / 2 * COLS..(panel + 1) * k / 2 * COLS];
-        let scales = &w.scales[panel * blocks * COLS..(panel + 1) * blocks * COLS];
+        let p = Panel {
+            data: &w.data[panel * k / 4 * COLS..(panel + 1) * k / 4 * COLS],
+            scales: &w.scales[panel * blocks * COLS..(panel + 1) * blocks * COLS],
+            offsets: &w.offsets[panel * blocks * COLS..(panel + 1) * blocks * COLS],
+        };
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512 F/BW/VNNI (asserted); xq and xd were sized for m rows
-        // of k above, data and scales are one whole panel, and y holds m rows of
+        // SAFETY: the CPU has AVX-512 F/BW/VNNI (asserted); the scratch rows were sized for m
+        // rows of k above, the panel slices are one whole panel, and y holds m rows of
         // y_stride ≥ n floats, of which columns n0..n0 + cols are written.
         unsafe {
-            avx512::panel(s, data, scales, k, m, y, y_stride, n0, cols, accumulate);
+            avx512::panel(s, &p, k, m, y, y_stride, n0, cols, accumulate);
         }
     }
 }
 
+/// One packed panel of 32 output rows.
+struct Panel<'a> {
+    data: &'a [u32],
+    scales: &'a [f32],
+    offsets: &'a [i32],
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{BLOCK, COLS, ROWS, Scratch};
+    use super::{BLOCK, COLS, Panel, ROWS, Scratch};
     use std::arch::x86_64::*;
 
-    /// Quantizes `m` rows of `k` floats (`stride` apart) to `i16` blocks of 32 with a scale
-    /// each (`d = max|x| / 32767`, `q = round(x / d)`, ties to even by `vcvtps2dq`).
+    /// Quantizes `m` rows of `k` floats (`stride` apart) to 16-bit blocks of 32 with a scale
+    /// each (`d = max|x| / 32767`, `q = round(x / d)`, ties to even by `vcvtps2dq`), stored
+    /// as the high and low bytes of `q + 32768`.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn quantize_rows(
         x: &[f32],
@@ -152,13 +189,16 @@ mod avx512 {
         k: usize,
         s: &mut Scratch,
     ) {
-        s.xq.resize(m * k, 0);
+        s.hi.resize(m * k, 0);
+        s.lo.resize(m * k, 0);
         s.xd.resize(m * k / BLOCK, 0.0);
         let blocks = k / BLOCK;
+        let offset = _mm512_set1_epi32(32768);
+        let low = _mm512_set1_epi32(0xff);
         for r in 0..m {
             let row = &x[r * stride..r * stride + k];
             for b in 0..blocks {
-                // SAFETY: b · 32 + 32 ≤ k for the row of x and the row of xq.
+                // SAFETY: b · 32 + 32 ≤ k for the row of x and the rows of hi and lo.
                 unsafe {
                     let src = row.as_ptr().add(b * BLOCK);
                     let (v0, v1) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
@@ -167,11 +207,14 @@ mod avx512 {
                     let d = amax / 32767.0;
                     let id = _mm512_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
                     *s.xd.get_unchecked_mut(r * blocks + b) = d;
-                    let dst = s.xq.as_mut_ptr().add(r * k + b * BLOCK);
-                    let q0 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id)));
-                    let q1 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)));
-                    _mm256_storeu_si256(dst as *mut __m256i, q0);
-                    _mm256_storeu_si256(dst.add(16) as *mut __m256i, q1);
+                    let at = r * k + b * BLOCK;
+                    for (half, v) in [v0, v1].into_iter().enumerate() {
+                        let u = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, id)), offset);
+                        let hi = _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8));
+                        let lo = _mm512_cvtepi32_epi8(_mm512_and_si512(u, low));
+                        _mm_storeu_si128(s.hi.as_mut_ptr().add(at + half * 16) as *mut _, hi);
+                        _mm_storeu_si128(s.lo.as_mut_ptr().add(at + half * 16) as *mut _, lo);
+                    }
                 }
             }
         }
@@ -182,8 +225,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn panel(
         s: &Scratch,
-        data: &[u16],
-        scales: &[f32],
+        p: &Panel,
         k: usize,
         m: usize,
         y: &mut [f32],
@@ -196,13 +238,13 @@ mod avx512 {
         // SAFETY (all calls): see `tile`; r + R ≤ m.
         unsafe {
             while r + ROWS <= m {
-                tile::<ROWS>(s, data, scales, k, r, y, y_stride, n0, cols, accumulate);
+                tile::<ROWS>(s, p, k, r, y, y_stride, n0, cols, accumulate);
                 r += ROWS;
             }
             match m - r {
-                3 => tile::<3>(s, data, scales, k, r, y, y_stride, n0, cols, accumulate),
-                2 => tile::<2>(s, data, scales, k, r, y, y_stride, n0, cols, accumulate),
-                1 => tile::<1>(s, data, scales, k, r, y, y_stride, n0, cols, accumulate),
+                3 => tile::<3>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                2 => tile::<2>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                1 => tile::<1>(s, p, k, r, y, y_stride, n0, cols, accumulate),
                 _ => {}
             }
         }
@@ -211,14 +253,13 @@ mod avx512 {
     /// Rows `r0..r0 + R` × the panel's 32 columns.
     ///
     /// # Safety
-    /// AVX-512 F/BW/VNNI present; `s` holds quantized rows `r0..r0 + R` of width `k` and a
+    /// AVX-512 F/BW/VNNI present; `s` holds quantized rows `r0..r0 + R` of width `k`, `p` a
     /// packed panel for `k`; `y` holds those rows with columns `n0..n0 + cols`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn tile<const R: usize>(
         s: &Scratch,
-        data: &[u16],
-        scales: &[f32],
+        p: &Panel,
         k: usize,
         r0: usize,
         y: &mut [f32],
@@ -228,37 +269,50 @@ mod avx512 {
         accumulate: bool,
     ) {
         let blocks = k / BLOCK;
-        debug_assert!(s.xq.len() >= (r0 + R) * k && data.len() >= k / 2 * COLS);
+        debug_assert!(s.hi.len() >= (r0 + R) * k && p.data.len() >= k / 4 * COLS);
         unsafe {
             let mut f = [[_mm512_setzero_ps(); 2]; R];
-            let packed = data.as_ptr();
+            let packed = p.data.as_ptr();
             for b in 0..blocks {
-                let mut acc = [[_mm512_setzero_si512(); 2]; R];
-                for p in 0..BLOCK / 2 {
-                    let pair = packed.add((b * BLOCK / 2 + p) * COLS);
-                    let w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pair as *const _));
-                    let w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pair.add(16) as *const _));
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let xq = s.xq.as_ptr().add((r0 + r) * k + b * BLOCK + p * 2);
-                        let a = _mm512_set1_epi32((xq as *const i32).read_unaligned());
-                        acc[0] = _mm512_dpwssd_epi32(acc[0], a, w0);
-                        acc[1] = _mm512_dpwssd_epi32(acc[1], a, w1);
+                let mut hi = [[_mm512_setzero_si512(); 2]; R];
+                let mut lo = [[_mm512_setzero_si512(); 2]; R];
+                for g in 0..BLOCK / 4 {
+                    let group = packed.add((b * BLOCK / 4 + g) * COLS);
+                    let w0 = _mm512_loadu_si512(group as *const _);
+                    let w1 = _mm512_loadu_si512(group.add(16) as *const _);
+                    for r in 0..R {
+                        let at = (r0 + r) * k + b * BLOCK + g * 4;
+                        let h = _mm512_set1_epi32(
+                            (s.hi.as_ptr().add(at) as *const i32).read_unaligned(),
+                        );
+                        let l = _mm512_set1_epi32(
+                            (s.lo.as_ptr().add(at) as *const i32).read_unaligned(),
+                        );
+                        hi[r][0] = _mm512_dpbusd_epi32(hi[r][0], h, w0);
+                        hi[r][1] = _mm512_dpbusd_epi32(hi[r][1], h, w1);
+                        lo[r][0] = _mm512_dpbusd_epi32(lo[r][0], l, w0);
+                        lo[r][1] = _mm512_dpbusd_epi32(lo[r][1], l, w1);
                     }
                 }
-                let s0 = _mm512_loadu_ps(scales.as_ptr().add(b * COLS));
-                let s1 = _mm512_loadu_ps(scales.as_ptr().add(b * COLS + 16));
+                let s0 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS));
+                let s1 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS + 16));
+                let o0 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS) as *const _);
+                let o1 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS + 16) as *const _);
                 for r in 0..R {
+                    // Σ q·w = 256·Σ hi·w + Σ lo·w − 32768·Σ w, exactly.
+                    let a0 = _mm512_sub_epi32(
+                        _mm512_add_epi32(_mm512_slli_epi32(hi[r][0], 8), lo[r][0]),
+                        o0,
+                    );
+                    let a1 = _mm512_sub_epi32(
+                        _mm512_add_epi32(_mm512_slli_epi32(hi[r][1], 8), lo[r][1]),
+                        o1,
+                    );
                     let d = _mm512_set1_ps(*s.xd.get_unchecked((r0 + r) * blocks + b));
-                    f[r][0] = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(acc[r][0]),
-                        _mm512_mul_ps(s0, d),
-                        f[r][0],
-                    );
-                    f[r][1] = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(acc[r][1]),
-                        _mm512_mul_ps(s1, d),
-                        f[r][1],
-                    );
+                    f[r][0] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(a0), _mm512_mul_ps(s0, d), f[r][0]);
+                    f[r][1] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), _mm512_mul_ps(s1, d), f[r][1]);
                 }
             }
             for (r, f) in f.iter().enumerate() {
