@@ -75,7 +75,13 @@ fn cuda() -> Result<Device> {
              --features cuda` (needs the CUDA toolkit's nvcc), or use --device cpu"
         ));
     }
-    Device::new_cuda(0).map_err(|e| anyhow!("no usable CUDA device: {e}"))
+    // candle appends a backtrace to driver errors when RUST_BACKTRACE is set: keep the
+    // message.
+    Device::new_cuda(0).map_err(|e| {
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        anyhow!("no usable CUDA device: {first}")
+    })
 }
 
 /// A short name of where a model runs: `cpu` or `cuda:N`.
