@@ -319,18 +319,26 @@ impl Forward {
 /// Wall and CPU milliseconds (medians) of forwarding `tokens` ids as chunks of 512, for the
 /// fast and the candle forward. Runs alternate between the two, so both see the same load
 /// on a shared machine and their ratio is meaningful even when absolute times are not.
+///
+/// With `batched`, the chunks (all 512 tokens long) go in as one `(chunks, 512)` batch, which
+/// the fast forward splits between 2 threads by whole chunks (`cpu::run_batch`) instead of
+/// splitting each chunk's rows.
 fn forward_ms(
     model: &ModernBertForTokenClassification,
     tokens: usize,
     runs: usize,
+    batched: bool,
 ) -> Result<[(f64, f64); 2]> {
     let vocab = model.encoder().config().vocab_size;
-    let chunks: Vec<Tensor> = (0..tokens.div_ceil(512))
+    let mut chunks: Vec<Tensor> = (0..tokens.div_ceil(512))
         .map(|c| {
             let n = (tokens - c * 512).min(512);
             Tensor::new(random_ids(n, vocab, 7 + c as u64).as_slice(), &Device::Cpu)?.unsqueeze(0)
         })
         .collect::<candle_core::Result<_>>()?;
+    if batched {
+        chunks = vec![Tensor::cat(&chunks, 0)?];
+    }
     let paths = [Forward::Fast, Forward::Candle];
     // One untimed warm-up pass each (page faults, thread start-up).
     for p in paths {
@@ -386,9 +394,15 @@ pub fn bench_dir(dir: &Path, label: &str, runs: usize, with_f32: bool) -> Result
         record(
             format!("q8_0_{tokens}"),
             tokens,
-            forward_ms(&q8, tokens, runs)?,
+            forward_ms(&q8, tokens, runs, false)?,
         );
     }
+    eprintln!("[{label}] Q8_0 forward 4096 as one batch of 8 (fast and candle)");
+    record(
+        "q8_0_4096_batch".into(),
+        4096,
+        forward_ms(&q8, 4096, runs, true)?,
+    );
     // Cold start and memory with this process holding the same mapping (pages resident).
     // Children alternate, so each kind sees the same load: the ~100-token sample with the
     // default threads, the same on one thread, the same on the candle forward, and the
@@ -449,7 +463,7 @@ pub fn bench_dir(dir: &Path, label: &str, runs: usize, with_f32: bool) -> Result
             record(
                 format!("f32_{tokens}"),
                 tokens,
-                forward_ms(&f32m, tokens, runs)?,
+                forward_ms(&f32m, tokens, runs, false)?,
             );
         }
     }
@@ -546,6 +560,28 @@ pub fn markdown(results: &[Value]) -> String {
             ));
         }
     }
+    rows.push((
+        "Q8_0 tokens/s, 4,096 tokens as one batch of 8: fast (candle, ×)".into(),
+        Box::new(|r: &Value| {
+            pair(
+                &r["tokens_per_s"]["q8_0_4096_batch"],
+                &r["tokens_per_s"]["q8_0_4096_batch_candle"],
+                0,
+                true,
+            )
+        }),
+    ));
+    rows.push((
+        "Q8_0 forward CPU ms, 4,096 tokens as one batch of 8: fast (candle, ×)".into(),
+        Box::new(|r: &Value| {
+            pair(
+                &r["forward_cpu_ms"]["q8_0_4096_batch"],
+                &r["forward_cpu_ms"]["q8_0_4096_batch_candle"],
+                0,
+                false,
+            )
+        }),
+    ));
     // Cold start on the ~100-token sample: the default against the candle forward and
     // against one thread (the second thread's gain), wall time to first output and the
     // child's scoring CPU.

@@ -22,10 +22,11 @@
 //! - evaluates `exp`, `erf` and `tanh` with branch-free polynomials ([`exp`], [`erf`]) that
 //!   the compiler vectorizes (AVX-512 or AVX2 + FMA when the CPU has them, chosen at run
 //!   time, SSE2 otherwise); their error (≤ 5e-7) is far inside the 1e-4 parity tolerance;
-//! - uses at most 2 threads, and one for inputs under 256 tokens: each thread owns a contiguous half of
-//!   the token rows for the whole stack of layers, and the threads meet once per layer at a
-//!   [`Barrier`] (which blocks rather than spins), after the layer's Q/K/V rows are written
-//!   and before any thread reads other threads' keys.
+//! - uses at most 2 threads, and one for inputs under 256 tokens: each thread owns a
+//!   contiguous half of the token rows for the whole stack of layers, and the threads meet
+//!   once per layer at a [`Barrier`] (which blocks rather than spins), after the layer's
+//!   Q/K/V rows are written and before any thread reads other threads' keys; a batch of
+//!   several sequences is split by whole sequences instead, with no barrier ([`run_batch`]).
 //!
 //! Numerics follow the candle forward (and transformers' eager attention): scores are
 //! `(q·kᵀ) · scale`, masked keys get probability 0, LayerNorm is two-pass in `f32`, RoPE uses
@@ -890,6 +891,9 @@ impl Encoder {
 /// (`KOMPRESS_THREADS` lowers it). More would not help on the 2-core machines this targets
 /// and makes every barrier wait for the slowest of more threads.
 fn threads_for(t: usize) -> usize {
+    if ONE_THREAD.with(|c| c.get()) {
+        return 1;
+    }
     let max = super::quant::threads().min(2);
     (t / MIN_TOKENS_PER_THREAD).clamp(1, max)
 }
@@ -1140,11 +1144,16 @@ fn tanh(z: f32) -> f32 {
 
 /// Splits `(batch, seq)` ids and an optional mask into per-sequence inputs and runs `f` on
 /// each, concatenating the outputs into a `(batch, seq, width)` tensor.
+///
+/// A batch of several sequences of at least 256 tokens runs on 2 threads, each taking whole
+/// sequences one after the other on one thread: no barrier between the threads until the
+/// end, where a forward split by rows meets once per layer (and a barrier waits for
+/// whichever thread the scheduler preempted).
 pub(crate) fn run_batch(
     input_ids: &Tensor,
     attention_mask: Option<&Tensor>,
     width: usize,
-    mut f: impl FnMut(&[u32], Option<&[bool]>) -> Result<Vec<f32>>,
+    f: impl Fn(&[u32], Option<&[bool]>) -> Result<Vec<f32>> + Sync,
 ) -> Result<Tensor> {
     let (b, t) = input_ids.dims2()?;
     let ids: Vec<Vec<u32>> = input_ids.to_dtype(DType::U32)?.to_vec2()?;
@@ -1166,15 +1175,46 @@ pub(crate) fn run_batch(
         }
         None => None,
     };
+    let run = |rows: Range<usize>| -> Vec<Result<Vec<f32>>> {
+        rows.map(|row| {
+            let valid = masks
+                .as_ref()
+                .map(|m| m[row].as_slice())
+                .filter(|v| !v.iter().all(|&ok| ok));
+            f(&ids[row], valid)
+        })
+        .collect()
+    };
+    let outs = if b >= 2 && threads_for(t) >= 2 {
+        let half = b.div_ceil(2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| one_thread(|| run(half..b)));
+            let mut outs = one_thread(|| run(0..half));
+            outs.extend(other.join().expect("forward thread panicked"));
+            outs
+        })
+    } else {
+        run(0..b)
+    };
     let mut out = Vec::with_capacity(b * t * width);
-    for (row, ids) in ids.iter().enumerate() {
-        let valid = masks
-            .as_ref()
-            .map(|m| m[row].as_slice())
-            .filter(|v| !v.iter().all(|&ok| ok));
-        out.extend(f(ids, valid)?);
+    for o in outs {
+        out.extend(o?);
     }
     Tensor::from_vec(out, (b, t, width), input_ids.device())
+}
+
+thread_local! {
+    /// Set while this thread runs whole sequences of a batch split between threads
+    /// ([`run_batch`]): its forwards then stay on this thread.
+    static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's forwards kept on this thread.
+fn one_thread<R>(f: impl FnOnce() -> R) -> R {
+    let before = ONE_THREAD.with(|c| c.replace(true));
+    let r = f();
+    ONE_THREAD.with(|c| c.set(before));
+    r
 }
 
 #[cfg(test)]
@@ -1290,6 +1330,27 @@ mod tests {
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-5, "hd {hd} window {window:?}: {worst}");
             }
+        }
+    }
+
+    /// A batch split between threads keeps the rows in order, and each row's forward stays
+    /// on its thread.
+    #[test]
+    fn batch_rows_keep_order_and_one_thread_each() {
+        let rows: Vec<Vec<u32>> = (0..5u32).map(|r| vec![r; 300]).collect();
+        let ids = Tensor::new(rows, &candle_core::Device::Cpu).unwrap();
+        let seen = Mutex::new(Vec::new());
+        let out = run_batch(&ids, None, 2, |ids, _| {
+            seen.lock().unwrap().push(threads_for(ids.len()));
+            Ok(ids.iter().flat_map(|&i| [i as f32, -(i as f32)]).collect())
+        })
+        .unwrap();
+        let out: Vec<Vec<Vec<f32>>> = out.to_vec3().unwrap();
+        for (r, row) in out.iter().enumerate() {
+            assert!(row.iter().all(|v| v == &[r as f32, -(r as f32)]), "row {r}");
+        }
+        if threads_for(300) >= 2 {
+            assert_eq!(*seen.lock().unwrap(), [1; 5]);
         }
     }
 
