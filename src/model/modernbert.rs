@@ -668,11 +668,6 @@ impl ModernBert {
             .filter(|_| !reference_forward_requested())
     }
 
-    /// Where the weights are.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// [`Self::forward`] on the candle reference path.
     pub fn forward_reference(
         &self,

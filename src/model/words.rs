@@ -291,7 +291,7 @@ impl ModelScorer {
     /// CPU ops start a rayon pool, two spinning threads on the cold-start path for a
     /// two-class softmax.
     fn token_scores(&self, chunks: &[Chunk]) -> Result<Vec<Vec<f32>>> {
-        let model = match &self.head {
+        let (model, keep) = match &self.head {
             Head::TokenClassification { model, keep } => (model, *keep),
             Head::Dual(model) => {
                 return chunks
@@ -303,7 +303,6 @@ impl ModelScorer {
                     .collect();
             }
         };
-        let (model, keep) = model;
         let longest = chunks.iter().map(|c| c.ids.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(chunks.len() * longest);
         let mut mask = Vec::with_capacity(chunks.len() * longest);
