@@ -573,3 +573,126 @@ fn fast_forward_matches_candle_reference() {
         }
     }
 }
+
+/// `kompress model convert` stores each Q8_0 linear weight pre-packed for the integer kernel
+/// as well, and the forward then reads that packing in place from the mapping. It must give
+/// bit for bit the logits of a file without it (packed at run time, as older model files
+/// are), and re-converting such an older directory in place must add exactly those tensors,
+/// leaving every weight's bytes as they were.
+#[test]
+fn prepacked_weights_score_like_runtime_packing() {
+    use kompress::model::gguf::{self, GgufFile, TensorType, WriteTensor};
+    use kompress::model::qmatmul::{LAYOUT, LAYOUT_KEY, Packed};
+    use kompress::model::weights::Weights;
+    let cfg_json = serde_json::json!({
+        "architectures": ["ModernBertForTokenClassification"],
+        "model_type": "modernbert",
+        "hidden_size": 64,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "intermediate_size": 96,
+        "vocab_size": 500,
+        "max_position_embeddings": 512,
+        "global_attn_every_n_layers": 3,
+        "local_attention": 32,
+        "norm_eps": 1e-5,
+        "pad_token_id": 0,
+        "hidden_activation": "gelu",
+        "classifier_activation": "gelu",
+        "id2label": {"0": "drop", "1": "keep"},
+    });
+    let hf = tempfile::tempdir().unwrap();
+    kompress::model::bench::write_random_model(&cfg_json, hf.path(), 0.12).unwrap();
+    let packed_dir = tempfile::tempdir().unwrap();
+    kompress::model::convert::convert(hf.path(), packed_dir.path()).unwrap();
+    let packed_path = packed_dir.path().join(kompress::model::GGUF_FILE);
+    let file = GgufFile::open(&packed_path).unwrap();
+    assert!(matches!(file.metadata.get(LAYOUT_KEY), Some(gguf::Value::String(l)) if l == LAYOUT));
+    let q8: Vec<&String> = file
+        .tensors
+        .iter()
+        .filter(|(_, t)| t.dtype == TensorType::Q8_0)
+        .map(|(n, _)| n)
+        .collect();
+    // Every Q8_0 matrix but the embedding table is packed, and the packing is used in place.
+    for name in &q8 {
+        let info = file.tensor(name).unwrap();
+        let packed = Packed::from_file(&file, name, info.shape[0], info.shape[1]).unwrap();
+        if name.contains("embeddings") {
+            assert!(packed.is_none(), "{name} packed");
+        } else {
+            assert!(packed.expect(name).is_mapped(), "{name} not mapped");
+        }
+    }
+
+    // The same file as older converts wrote it: no packed tensors, no layout key.
+    let old_dir = tempfile::tempdir().unwrap();
+    for f in ["config.json"] {
+        std::fs::copy(packed_dir.path().join(f), old_dir.path().join(f)).unwrap();
+    }
+    let old_path = old_dir.path().join(kompress::model::GGUF_FILE);
+    let plain: Vec<WriteTensor> = file
+        .tensors
+        .iter()
+        .filter(|(n, _)| !Packed::is_packed_tensor(n))
+        .map(|(n, t)| WriteTensor {
+            name: n.clone(),
+            shape: t.shape.clone(),
+            dtype: t.dtype,
+            data: file.data(t).to_vec(),
+        })
+        .collect();
+    let cfg_text = std::fs::read_to_string(hf.path().join("config.json")).unwrap();
+    gguf::write(
+        &old_path,
+        &[("kompress.config_json", gguf::Value::String(cfg_text))],
+        &plain,
+    )
+    .unwrap();
+    let old = GgufFile::open(&old_path).unwrap();
+    let w = old.tensor("model.layers.0.attn.Wqkv.weight").unwrap();
+    assert!(
+        Packed::from_file(
+            &old,
+            "model.layers.0.attn.Wqkv.weight",
+            w.shape[0],
+            w.shape[1]
+        )
+        .unwrap()
+        .is_none()
+    );
+
+    let cfg = Config::from_file(&hf.path().join("config.json")).unwrap();
+    let ids: Vec<u32> = (0..131u32).map(|i| 1 + (i * 37 + 11) % 499).collect();
+    let ids = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = |path: &Path| -> Vec<f32> {
+        let model = ModernBertForTokenClassification::load(&cfg, Weights::open_gguf(path).unwrap())
+            .unwrap();
+        model
+            .forward(&ids, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    assert_eq!(logits(&packed_path), logits(&old_path));
+
+    // Re-converting the older directory in place restores the packed file's tensors exactly.
+    kompress::model::convert::convert(old_dir.path(), old_dir.path()).unwrap();
+    let redone = GgufFile::open(&old_path).unwrap();
+    assert_eq!(
+        redone.tensors.keys().collect::<Vec<_>>(),
+        file.tensors.keys().collect::<Vec<_>>()
+    );
+    for (name, info) in &file.tensors {
+        assert_eq!(
+            redone.data(&redone.tensors[name]),
+            file.data(info),
+            "{name}"
+        );
+    }
+}

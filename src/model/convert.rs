@@ -4,6 +4,7 @@
 //! `tokenizer.json`) into the directory kompress loads: `config.json` and `tokenizer.json`
 //! copied, `tokenizer.ktok` compiled ([`super::tokenizer::compile_file`]) and
 //! `model.q8_0.gguf`: the big matrices (embeddings, `Wqkv`, `Wo`, `Wi`, `head.dense`) as Q8_0,
+//! the linear ones also pre-packed for the integer kernel ([`super::qmatmul::Packed`]);
 //! norms, biases, small heads and convolutions as F32.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use super::gguf::{self, GgufFile, TensorType, Value, WriteTensor};
 use super::modernbert::Config;
+use super::qmatmul::{self, Packed};
 use super::quant::{BLOCK, quantize_q8_0};
 use super::tokenizer::{COMPILED_FILE, compile_file};
 use super::{GGUF_FILE, SAFETENSORS_FILE};
@@ -34,22 +36,21 @@ pub fn quantizes(name: &str, shape: &[usize]) -> bool {
         && !name.starts_with("token_head")
 }
 
-/// Writes the GGUF file for `tensors` (F32 values by name).
-pub fn write_gguf(
-    path: &Path,
-    cfg_json: &str,
-    tensors: &BTreeMap<String, Tensor>,
-) -> Result<(usize, usize)> {
+/// Whether a Q8_0 tensor also gets the integer kernel's pre-packed form: every linear
+/// weight; not the embedding table, which is only gathered from, row by row.
+fn packs(name: &str) -> bool {
+    !name.contains("embeddings")
+}
+
+/// Quantizes `tensors` (F32 values by name) as [`quantizes`] says.
+fn encode(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<WriteTensor>> {
     let mut out = Vec::with_capacity(tensors.len());
-    let (mut n_q8, mut n_f32) = (0, 0);
     for (name, t) in tensors {
         let shape = t.dims().to_vec();
         let values: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let (dtype, data) = if quantizes(name, &shape) {
-            n_q8 += 1;
             (TensorType::Q8_0, quantize_q8_0(&values))
         } else {
-            n_f32 += 1;
             (
                 TensorType::F32,
                 values.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -62,49 +63,121 @@ pub fn write_gguf(
             data,
         });
     }
+    Ok(out)
+}
+
+/// What [`write_gguf`] wrote, by kind of tensor.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub q8_0: usize,
+    pub f32: usize,
+    /// Q8_0 matrices stored pre-packed as well.
+    pub packed: usize,
+}
+
+/// Writes the model's GGUF file: `tensors` as given, plus the pre-packed form of each Q8_0
+/// linear weight ([`Packed::tensors`]), so the integer kernel uses the mapped file in place
+/// instead of repacking in every process. Written to a temporary name and renamed, so a
+/// process that has the old file mapped keeps its pages.
+pub fn write_gguf(path: &Path, cfg_json: &str, mut tensors: Vec<WriteTensor>) -> Result<Written> {
+    let mut written = Written::default();
+    let mut extra = Vec::new();
+    for t in &tensors {
+        match t.dtype {
+            TensorType::Q8_0 => {
+                written.q8_0 += 1;
+                if packs(&t.name) {
+                    let [rows, cols] = t.shape[..] else {
+                        bail!("{}: Q8_0 tensor of shape {:?}", t.name, t.shape);
+                    };
+                    extra.extend(Packed::from_q8_0(&t.data, rows, cols).tensors(&t.name));
+                    written.packed += 1;
+                }
+            }
+            _ => written.f32 += 1,
+        }
+    }
+    tensors.extend(extra);
+    let tmp = path.with_extension("gguf.tmp");
     gguf::write(
-        path,
+        &tmp,
         &[
             ("general.architecture", Value::String("modernbert".into())),
             ("general.file_type", Value::U32(7)), // ggml's MOSTLY_Q8_0
             ("kompress.config_json", Value::String(cfg_json.into())),
+            (qmatmul::LAYOUT_KEY, Value::String(qmatmul::LAYOUT.into())),
         ],
-        &out,
+        &tensors,
     )?;
-    Ok((n_q8, n_f32))
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(written)
 }
 
-/// `kompress model convert HF_DIR OUT_DIR`.
-pub fn convert(hf_dir: &Path, out_dir: &Path) -> Result<String> {
+/// The tensors of an existing kompress GGUF file, bytes unchanged, without any pre-packed
+/// ones (they are derived again).
+fn read_gguf_tensors(path: &Path) -> Result<Vec<WriteTensor>> {
+    let file = GgufFile::open(path)?;
+    Ok(file
+        .tensors
+        .iter()
+        .filter(|(name, _)| !Packed::is_packed_tensor(name))
+        .map(|(name, info)| WriteTensor {
+            name: name.clone(),
+            shape: info.shape.clone(),
+            dtype: info.dtype,
+            data: file.data(info).to_vec(),
+        })
+        .collect())
+}
+
+/// `kompress model convert IN_DIR OUT_DIR`. `IN_DIR` is a Hugging Face checkpoint directory,
+/// or a kompress model directory (a `model.q8_0.gguf` and no `model.safetensors`), whose
+/// tensors are then kept byte for byte and written again in the current layout (the
+/// pre-packed tensors added). `OUT_DIR` may be `IN_DIR`.
+pub fn convert(in_dir: &Path, out_dir: &Path) -> Result<String> {
     let start = Instant::now();
-    let cfg_path = hf_dir.join("config.json");
+    let cfg_path = in_dir.join("config.json");
     let cfg_json = std::fs::read_to_string(&cfg_path)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     Config::from_json(&cfg_json).with_context(|| format!("parsing {}", cfg_path.display()))?;
-    let st = hf_dir.join(SAFETENSORS_FILE);
-    let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load(&st, &Device::Cpu)
-        .with_context(|| format!("reading {}", st.display()))?
-        .into_iter()
-        .collect();
+    let st = in_dir.join(SAFETENSORS_FILE);
+    let (tensors, source) = if st.is_file() || !in_dir.join(GGUF_FILE).is_file() {
+        let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load(&st, &Device::Cpu)
+            .with_context(|| format!("reading {}", st.display()))?
+            .into_iter()
+            .collect();
+        (encode(&tensors)?, "quantized from")
+    } else {
+        (read_gguf_tensors(&in_dir.join(GGUF_FILE))?, "repacked from")
+    };
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    std::fs::write(out_dir.join("config.json"), &cfg_json)?;
+    let same_dir = in_dir.canonicalize()? == out_dir.canonicalize()?;
     // A checkpoint without a tokenizer (test fixtures) converts; loading it for scoring then
     // needs one copied in.
-    let tok = hf_dir.join("tokenizer.json");
-    let tok_note = if tok.is_file() {
-        std::fs::copy(&tok, out_dir.join("tokenizer.json"))?;
-        compile_file(&tok, &out_dir.join(COMPILED_FILE))?;
-        format!("config.json, tokenizer.json, {COMPILED_FILE}")
+    let tok = in_dir.join("tokenizer.json");
+    let tok_note = if same_dir {
+        "config and tokenizer left in place".to_string()
     } else {
-        "config.json (no tokenizer.json in the checkpoint)".to_string()
+        std::fs::write(out_dir.join("config.json"), &cfg_json)?;
+        if tok.is_file() {
+            std::fs::copy(&tok, out_dir.join("tokenizer.json"))?;
+            compile_file(&tok, &out_dir.join(COMPILED_FILE))?;
+            format!("config.json, tokenizer.json, {COMPILED_FILE}")
+        } else {
+            "config.json (no tokenizer.json in the checkpoint)".to_string()
+        }
     };
     let gguf_path = out_dir.join(GGUF_FILE);
-    let (n_q8, n_f32) = write_gguf(&gguf_path, &cfg_json, &tensors)?;
+    let w = write_gguf(&gguf_path, &cfg_json, tensors)?;
     let size = std::fs::metadata(&gguf_path)?.len();
     Ok(format!(
-        "wrote {} ({:.1} MiB: {n_q8} Q8_0 + {n_f32} F32 tensors), {tok_note} in {:.2} s",
+        "wrote {} ({source} {}; {:.1} MiB: {} Q8_0 + {} F32 tensors, {} Q8_0 pre-packed), {tok_note} in {:.2} s",
         gguf_path.display(),
+        in_dir.display(),
         size as f64 / (1 << 20) as f64,
+        w.q8_0,
+        w.f32,
+        w.packed,
         start.elapsed().as_secs_f64()
     ))
 }
@@ -123,12 +196,20 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
         let file = GgufFile::open(&gguf_path)?;
         let map_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut types: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut params = 0usize;
-        for t in file.tensors.values() {
+        let (mut params, mut prepacked) = (0usize, 0usize);
+        for (name, t) in &file.tensors {
+            if Packed::is_packed_tensor(name) {
+                prepacked += name.ends_with(".packed_q") as usize;
+                continue;
+            }
             *types.entry(t.dtype.name()).or_default() += 1;
             params += t.elements();
         }
-        let n_tensors = file.tensors.len();
+        let layout = match file.metadata.get(qmatmul::LAYOUT_KEY) {
+            Some(Value::String(l)) => json!(l),
+            _ => json!(null),
+        };
+        let n_tensors = file.tensors.len() - 3 * prepacked;
         drop(file);
         let t0 = Instant::now();
         let scorer = super::words::ModelScorer::load_weights(
@@ -145,6 +226,8 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
             "tensors": n_tensors,
             "types": types,
             "parameters": params,
+            "prepacked": prepacked,
+            "packed_layout": layout,
             "map_ms": map_ms,
             "load_ms": load_ms,
         });
@@ -195,12 +278,13 @@ pub fn info_text(v: &serde_json::Value) -> String {
         s.push_str("weights     no model.q8_0.gguf\n");
     } else {
         s.push_str(&format!(
-            "weights     {} · {:.1} MiB · {} tensors {} · {:.2}M parameters\nload        mmap+parse {:.2} ms · full model {:.2} ms\n",
+            "weights     {} · {:.1} MiB · {} tensors {} · {:.2}M parameters · {} Q8_0 pre-packed\nload        mmap+parse {:.2} ms · full model {:.2} ms\n",
             GGUF_FILE,
             g["bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
             g["tensors"],
             g["types"],
             g["parameters"].as_f64().unwrap_or(0.0) / 1e6,
+            g["prepacked"],
             g["map_ms"].as_f64().unwrap_or(0.0),
             g["load_ms"].as_f64().unwrap_or(0.0),
         ));
@@ -225,6 +309,8 @@ pub fn info_text(v: &serde_json::Value) -> String {
 pub enum ModelCommand {
     /// Turn a Hugging Face checkpoint directory (config.json, model.safetensors,
     /// tokenizer.json) into a kompress model directory (model.q8_0.gguf, tokenizer.ktok, …).
+    /// Given a kompress model directory instead, rewrite its GGUF file in the current layout
+    /// (weights unchanged); OUT_DIR may be the same directory.
     Convert {
         hf_dir: std::path::PathBuf,
         out_dir: std::path::PathBuf,

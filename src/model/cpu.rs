@@ -148,8 +148,11 @@ impl Linear {
                     inp,
                 })
             }
-            Lin::Q8 { w, bias } => Ok(Self {
-                w: Matrix::Q8(w.clone(), OnceLock::new()),
+            Lin::Q8 { w, bias, packed } => Ok(Self {
+                w: Matrix::Q8(
+                    w.clone(),
+                    packed.clone().map(OnceLock::from).unwrap_or_default(),
+                ),
                 bias: bias.as_ref().map(to_vec).transpose()?,
                 out: w.rows,
                 inp: w.cols,
@@ -157,8 +160,8 @@ impl Linear {
         }
     }
 
-    /// The integer kernel's copy of `w`, repacked on first use (then the mapped pages are
-    /// released, so RSS does not hold both).
+    /// The integer kernel's layout of `w`: the file's pre-packed tensors, or else a copy
+    /// repacked on first use (then the mapped pages are released, so RSS does not hold both).
     fn packed<'a>(
         w: &QMatrix,
         packed: &'a OnceLock<super::qmatmul::Packed>,

@@ -2,11 +2,12 @@
 //!
 //! Layout (little endian): magic `GGUF`, version, tensor count, metadata count; metadata as
 //! `(key, type, value)`; tensor infos as `(name, n_dims, dims innermost first, type, offset)`;
-//! padding to `general.alignment` (32); then the tensor data, each tensor at an aligned offset
+//! padding to `general.alignment`; then the tensor data, each tensor at an aligned offset
 //! from the start of the data section.
 //!
 //! The reader memory-maps the file and hands out byte ranges of the mapping: nothing is copied.
-//! Quantized tensors are used in place by [`super::quant::QMatrix`].
+//! Quantized tensors are used in place by [`super::quant::QMatrix`], and other tensors as
+//! typed slices of the mapping by [`Slab`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,8 +19,11 @@ use memmap2::Mmap;
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const VERSION: u32 = 3;
-/// `general.alignment`'s default, and what the writer uses.
-pub const ALIGNMENT: usize = 32;
+/// `general.alignment`'s default when a file does not say.
+const DEFAULT_ALIGNMENT: usize = 32;
+/// What the writer uses: a cache line, so the integer kernel's 64-byte loads of pre-packed
+/// weights (see [`super::qmatmul::Packed`]) never straddle two lines.
+pub const ALIGNMENT: usize = 64;
 
 /// The ggml tensor types kompress reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +32,8 @@ pub enum TensorType {
     F16,
     /// Blocks of 32 weights: an f16 scale then 32 `i8`s (34 bytes).
     Q8_0,
+    I8,
+    I32,
 }
 
 impl TensorType {
@@ -36,6 +42,8 @@ impl TensorType {
             Self::F32 => 0,
             Self::F16 => 1,
             Self::Q8_0 => 8,
+            Self::I8 => 24,
+            Self::I32 => 26,
         }
     }
 
@@ -44,6 +52,8 @@ impl TensorType {
             0 => Self::F32,
             1 => Self::F16,
             8 => Self::Q8_0,
+            24 => Self::I8,
+            26 => Self::I32,
             other => bail!("unsupported ggml tensor type {other}"),
         })
     }
@@ -53,14 +63,17 @@ impl TensorType {
             Self::F32 => "F32",
             Self::F16 => "F16",
             Self::Q8_0 => "Q8_0",
+            Self::I8 => "I8",
+            Self::I32 => "I32",
         }
     }
 
     /// Bytes taken by `elements` values (a multiple of the block size for Q8_0).
     pub fn byte_len(self, elements: usize) -> usize {
         match self {
-            Self::F32 => elements * 4,
+            Self::F32 | Self::I32 => elements * 4,
             Self::F16 => elements * 2,
+            Self::I8 => elements,
             Self::Q8_0 => elements / 32 * 34,
         }
     }
@@ -199,7 +212,7 @@ impl GgufFile {
         }
         let alignment = match metadata.get("general.alignment") {
             Some(Value::U32(a)) => *a as usize,
-            _ => ALIGNMENT,
+            _ => DEFAULT_ALIGNMENT,
         };
         let mut infos = Vec::with_capacity(n_tensors);
         for _ in 0..n_tensors {
@@ -264,6 +277,68 @@ impl GgufFile {
 
     pub fn file_len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Tensor `name` as a slice of `T` in place, or `None` if the file has no such tensor.
+    /// An error if it is there with another type or a misaligned offset.
+    pub fn slab<T: bytemuck::Pod>(&self, name: &str, dtype: TensorType) -> Result<Option<Slab<T>>> {
+        let Some(info) = self.tensor(name) else {
+            return Ok(None);
+        };
+        ensure!(
+            info.dtype == dtype,
+            "{name}: {}, expected {}",
+            info.dtype.name(),
+            dtype.name()
+        );
+        ensure!(
+            info.len % size_of::<T>() == 0,
+            "{name}: {} bytes, not a whole number of {}-byte values",
+            info.len,
+            size_of::<T>()
+        );
+        let slab = Slab::Mapped {
+            map: self.map.clone(),
+            offset: info.offset,
+            len: info.len / size_of::<T>(),
+            _t: std::marker::PhantomData,
+        };
+        bytemuck::try_cast_slice::<u8, T>(self.data(info))
+            .map_err(|e| anyhow::anyhow!("{name}: {e:?} at file offset {}", info.offset))?;
+        Ok(Some(slab))
+    }
+}
+
+/// Values computed at run time, or a tensor of a mapped file used in place (checked for
+/// alignment and length when made by [`GgufFile::slab`]).
+#[derive(Clone)]
+pub enum Slab<T> {
+    Owned(Vec<T>),
+    Mapped {
+        map: Arc<Mmap>,
+        offset: usize,
+        /// In values of `T`.
+        len: usize,
+        _t: std::marker::PhantomData<T>,
+    },
+}
+
+impl<T: bytemuck::Pod> std::ops::Deref for Slab<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped {
+                map, offset, len, ..
+            } => bytemuck::cast_slice(&map[*offset..*offset + len * size_of::<T>()]),
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// Whether the values are pages of the mapped file (shared between processes).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Self::Mapped { .. })
     }
 }
 

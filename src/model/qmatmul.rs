@@ -24,13 +24,19 @@
 //! Layout ([`Packed`]): the weights are repacked, 32 output columns at a time, into the
 //! order the instruction consumes (for each group of 4 inputs: 32 columns × 4 `i8`), with the
 //! 32 columns' scales and `32768 · Σ w` per block. The packed copy is as large as the Q8_0
-//! tensor (1 byte per weight, +1/4 for scales and sums) and is built on a layer's first use,
-//! so a process pays for packing once, not once per 512-token chunk.
+//! tensor (1 byte per weight, +1/4 for scales and sums). `kompress model convert` writes it
+//! into the GGUF file next to the Q8_0 tensor, and the kernel then reads it in place from the
+//! mapping: nothing to compute and no private copy at start-up, and the pages are shared by
+//! every process using the model. For a file without it, the copy is built on a layer's first
+//! use, so a process pays for packing once, not once per 512-token chunk.
 //!
 //! Only x86-64 CPUs with AVX-512 F/BW/VNNI use this; [`available`] says whether this one
 //! does, and the caller falls back to dequantizing into F32 panels otherwise (also forced by
 //! `KOMPRESS_Q8_KERNEL=f32`, for comparisons).
 
+use anyhow::{Result, ensure};
+
+use super::gguf::{GgufFile, Slab, TensorType, Value, WriteTensor};
 use super::quant::{BLOCK, BLOCK_BYTES, QMatrix};
 
 /// Output columns per packed panel: two 16-lane `i32` vectors.
@@ -67,7 +73,9 @@ pub struct Scratch {
     xd: Vec<f32>,
 }
 
-/// A Q8_0 matrix `[out, in]` repacked for the kernel (see the module docs).
+/// A Q8_0 matrix `[out, in]` repacked for the kernel (see the module docs): computed at run
+/// time from the Q8_0 tensor, or read in place from tensors `kompress model convert` wrote
+/// next to it ([`Packed::from_file`]).
 #[derive(Clone)]
 pub struct Packed {
     rows: usize,
@@ -75,29 +83,49 @@ pub struct Packed {
     /// Per panel of 32 output rows, per group of 4 inputs: 16 rows × 4 `i8` (one 64-byte
     /// vector, each row's 4 weights little-endian in a `u32`), then the other 16 rows;
     /// `vpdpbusd` multiplies each 4-byte lane with 4 activation bytes.
-    data: Vec<u32>,
+    data: Slab<u32>,
     /// Per panel, per block of 32 inputs: the 32 rows' scales.
-    scales: Vec<f32>,
+    scales: Slab<f32>,
     /// Per panel, per block: `32768 · Σ w` of each of the 32 rows, the term the activations'
     /// `+32768` offset adds (see [`matmul`]).
-    offsets: Vec<i32>,
+    offsets: Slab<i32>,
 }
 
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "Packed({}x{}, {at})", self.rows, self.cols)
+    }
+}
+
+/// GGUF metadata key naming the layout of the pre-packed tensors in a file, and the value for
+/// this one. A file with another value (a future layout) has its packed tensors ignored, and
+/// the kernel packs at run time as for a file without them.
+pub const LAYOUT_KEY: &str = "kompress.packed_layout";
+pub const LAYOUT: &str = "q8_0-vnni-32x4-v1";
+/// Suffixes of the three tensors that hold `NAME`'s packed form (`NAME.packed_q` …).
+const SUFFIXES: [&str; 3] = ["packed_q", "packed_d", "packed_o"];
+
 impl Packed {
-    /// Repacks `w`. This runs on a layer's first use, so it is on the cold-start path: one
-    /// pass over each row's blocks, 4 weights moved per store (it was 10% of a ~100-token
-    /// cold start's CPU when it moved bytes one at a time).
+    /// Repacks `w`. Without pre-packed tensors in the file this runs on a layer's first use,
+    /// on the cold-start path: one pass over each row's blocks, 4 weights moved per store.
     pub fn new(w: &QMatrix) -> Self {
-        let (n, k) = (w.rows, w.cols);
+        Self::from_q8_0(w.bytes(), w.rows, w.cols)
+    }
+
+    /// Packs `rows × cols` Q8_0 blocks.
+    pub fn from_q8_0(bytes: &[u8], rows: usize, cols: usize) -> Self {
+        let (n, k) = (rows, cols);
+        assert_eq!(bytes.len(), n * k / BLOCK * BLOCK_BYTES);
         let (panels, blocks) = (n.div_ceil(COLS), k / BLOCK);
         let mut data = vec![0u32; panels * k / 4 * COLS];
         let mut scales = vec![0f32; panels * blocks * COLS];
         let mut offsets = vec![0i32; panels * blocks * COLS];
-        for row in 0..n {
+        for (row, row_bytes) in bytes.chunks_exact(k / BLOCK * BLOCK_BYTES).enumerate() {
             let (panel, c) = (row / COLS, row % COLS);
             let data = &mut data[panel * k / 4 * COLS..(panel + 1) * k / 4 * COLS];
             let at = panel * blocks * COLS + c;
-            for (b, block) in w.row_bytes_of(row).chunks_exact(BLOCK_BYTES).enumerate() {
+            for (b, block) in row_bytes.chunks_exact(BLOCK_BYTES).enumerate() {
                 scales[at + b * COLS] =
                     half::f16::from_bits(u16::from_le_bytes([block[0], block[1]])).to_f32();
                 let q = &block[2..];
@@ -112,10 +140,86 @@ impl Packed {
         Self {
             rows: n,
             cols: k,
+            data: Slab::Owned(data),
+            scales: Slab::Owned(scales),
+            offsets: Slab::Owned(offsets),
+        }
+    }
+
+    /// Whether all of it is used in place from the mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_mapped() && self.scales.is_mapped() && self.offsets.is_mapped()
+    }
+
+    /// The tensors that store this packing of weight `name` in a GGUF file (read back by
+    /// [`Packed::from_file`] when the file's [`LAYOUT_KEY`] is [`LAYOUT`]).
+    pub fn tensors(&self, name: &str) -> Vec<WriteTensor> {
+        let (panels, blocks) = (self.rows.div_ceil(COLS), self.cols / BLOCK);
+        let [q, d, o] = SUFFIXES.map(|s| format!("{name}.{s}"));
+        vec![
+            WriteTensor {
+                name: q,
+                shape: vec![panels * COLS, self.cols],
+                dtype: TensorType::I8,
+                data: bytemuck::cast_slice(&self.data).to_vec(),
+            },
+            WriteTensor {
+                name: d,
+                shape: vec![panels * blocks, COLS],
+                dtype: TensorType::F32,
+                data: bytemuck::cast_slice(&self.scales).to_vec(),
+            },
+            WriteTensor {
+                name: o,
+                shape: vec![panels * blocks, COLS],
+                dtype: TensorType::I32,
+                data: bytemuck::cast_slice(&self.offsets).to_vec(),
+            },
+        ]
+    }
+
+    /// Weight `name`'s pre-packed tensors, used in place; `None` when the file has none or
+    /// another layout. An error when they are there but do not fit a `rows × cols` matrix.
+    pub fn from_file(
+        file: &GgufFile,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<Self>> {
+        match file.metadata.get(LAYOUT_KEY) {
+            Some(Value::String(layout)) if layout == LAYOUT => {}
+            _ => return Ok(None),
+        }
+        let [q, d, o] = SUFFIXES.map(|s| format!("{name}.{s}"));
+        let (Some(data), Some(scales), Some(offsets)) = (
+            file.slab::<u32>(&q, TensorType::I8)?,
+            file.slab::<f32>(&d, TensorType::F32)?,
+            file.slab::<i32>(&o, TensorType::I32)?,
+        ) else {
+            return Ok(None);
+        };
+        let (panels, blocks) = (rows.div_ceil(COLS), cols / BLOCK);
+        ensure!(
+            cols.is_multiple_of(BLOCK)
+                && data.len() == panels * cols / 4 * COLS
+                && scales.len() == panels * blocks * COLS
+                && offsets.len() == panels * blocks * COLS,
+            "{name}: packed tensors do not fit a {rows}x{cols} matrix"
+        );
+        Ok(Some(Self {
+            rows,
+            cols,
             data,
             scales,
             offsets,
-        }
+        }))
+    }
+
+    /// Whether `name` is one of the tensors [`Packed::tensors`] writes.
+    pub fn is_packed_tensor(name: &str) -> bool {
+        SUFFIXES
+            .iter()
+            .any(|s| name.strip_suffix(s).is_some_and(|n| n.ends_with('.')))
     }
 }
 

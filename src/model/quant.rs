@@ -85,9 +85,9 @@ impl QMatrix {
         self.cols / BLOCK * BLOCK_BYTES
     }
 
-    /// The blocks of one row, in the mapping.
-    pub(crate) fn row_bytes_of(&self, row: usize) -> &[u8] {
-        self.rows_bytes(row, row + 1)
+    /// All blocks, in the mapping.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.rows_bytes(0, self.rows)
     }
 
     /// The blocks of rows `start..end`, in the mapping.

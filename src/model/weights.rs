@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Result, Shape, Storage, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::gguf::{GgufFile, TensorInfo, TensorType};
+use super::qmatmul::Packed;
 use super::quant::QMatrix;
 
 /// A source of named weights, positioned at a prefix (like [`VarBuilder::pp`]).
@@ -141,6 +142,12 @@ impl<'a> Weights<'a> {
                         super::quant::dequantize_q8_0(data, &mut out);
                         out
                     }
+                    TensorType::I8 | TensorType::I32 => {
+                        return Err(err(format!(
+                            "{full}: {} is not a weight",
+                            info.dtype.name()
+                        )));
+                    }
                 };
                 Tensor::from_vec(values, info.shape.clone(), &self.device())
                     .map_err(|e| err(format!("{full}: {e}")))
@@ -188,6 +195,13 @@ impl<'a> Weights<'a> {
             .map_err(|e| err(format!("{full}: {e}")))
     }
 
+    /// The integer kernel's pre-packed form of Q8_0 matrix `w` (tensor `name`), if the file
+    /// has one (see [`Packed::from_file`]).
+    fn packed(&self, w: &QMatrix, name: &str) -> Result<Option<Packed>> {
+        let (file, _, full) = self.info(name)?;
+        Packed::from_file(file, &full, w.rows, w.cols).map_err(|e| err(format!("{e:#}")))
+    }
+
     /// A linear layer `in_dim → out_dim` (weight `[out, in]`), with a `bias` if asked.
     pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Lin> {
         let b = if bias {
@@ -202,7 +216,11 @@ impl<'a> Weights<'a> {
                 Tensor::from_vec(w.dequantize(), (out_dim, in_dim), &Device::Cpu)?,
                 b,
             )),
-            Some(w) => Lin::Q8 { w, bias: b },
+            Some(w) => Lin::Q8 {
+                packed: self.packed(&w, "weight")?,
+                w,
+                bias: b,
+            },
             None => Lin::F32(Linear::new(self.get((out_dim, in_dim), "weight")?, b)),
         })
     }
@@ -246,14 +264,19 @@ fn with_f32<R>(xs: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 #[derive(Clone, Debug)]
 pub enum Lin {
     F32(Linear),
-    Q8 { w: QMatrix, bias: Option<Tensor> },
+    /// `packed`: the integer kernel's layout of `w`, when the file has it.
+    Q8 {
+        w: QMatrix,
+        bias: Option<Tensor>,
+        packed: Option<Packed>,
+    },
 }
 
 impl Module for Lin {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Self::F32(l) => l.forward(xs),
-            Self::Q8 { w, bias } => {
+            Self::Q8 { w, bias, .. } => {
                 let dims = xs.dims();
                 let last = *dims.last().unwrap_or(&0);
                 if last != w.cols {
