@@ -50,9 +50,7 @@ fn final_keep(text: &str, scores: &[f32]) -> Vec<bool> {
         let marker = kompress::passes::is_marker(line);
         for (w, s) in words.iter().zip(&line_scores) {
             out.push(
-                marker
-                    || *s >= pipeline::KEEP_THRESHOLD
-                    || kompress::protect::is_protected(w),
+                marker || *s >= pipeline::KEEP_THRESHOLD || kompress::protect::is_protected(w),
             );
         }
     }
@@ -63,8 +61,8 @@ fn final_keep(text: &str, scores: &[f32]) -> Vec<bool> {
 #[ignore]
 fn corpus_scores() {
     let out_path = std::env::var("A8_OUT").expect("A8_OUT");
-    let corpus = std::env::var("A8_CORPUS")
-        .unwrap_or_else(|_| "/work/shared/corpus/dev.jsonl.gz".into());
+    let corpus =
+        std::env::var("A8_CORPUS").unwrap_or_else(|_| "/work/shared/corpus/dev.jsonl.gz".into());
     let records: usize = std::env::var("A8_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())

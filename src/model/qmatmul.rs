@@ -80,6 +80,13 @@ fn a8_rows() -> usize {
     })
 }
 
+/// Whether the 8-bit kernel interleaves two blocks' integer sums, as independent chains
+/// (default; `KOMPRESS_A8_BLOCKS=1`: one block at a time). Read once.
+fn two_blocks() -> bool {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| std::env::var("KOMPRESS_A8_BLOCKS").map_or(true, |v| v != "1"))
+}
+
 /// Which activation path [`matmul_with`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Act {
@@ -247,7 +254,7 @@ struct Panel<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{BLOCK, COLS, Panel, ROWS, Scratch};
+    use super::{BLOCK, COLS, Panel, ROWS, Scratch, two_blocks};
     use std::arch::x86_64::*;
 
     /// Quantizes `m` rows of `k` floats (`stride` apart) to 16-bit blocks of 32 with a scale
@@ -388,16 +395,55 @@ mod avx512 {
         debug_assert!(s.a8.len() >= (r0 + R) * k && p.data.len() >= k / 4 * COLS);
         unsafe {
             let mut f = [[_mm512_setzero_ps(); 2]; R];
+            if two_blocks() {
+                let mut b = 0;
+                while b + 2 <= blocks {
+                    blocks8::<R, 2>(s, p, k, r0, b, &mut f);
+                    b += 2;
+                }
+                if b < blocks {
+                    blocks8::<R, 1>(s, p, k, r0, b, &mut f);
+                }
+            } else {
+                for b in 0..blocks {
+                    blocks8::<R, 1>(s, p, k, r0, b, &mut f);
+                }
+            }
+            store::<R>(&f, y, r0, y_stride, n0, cols, accumulate);
+        }
+    }
+
+    /// `NB` blocks from `b0` of rows `r0..r0 + R` into the float accumulators `f`: the
+    /// blocks' integer sums run interleaved, as independent chains.
+    ///
+    /// # Safety
+    /// As [`tile8`], with `b0 + NB ≤ k / 32`.
+    #[inline(always)]
+    unsafe fn blocks8<const R: usize, const NB: usize>(
+        s: &Scratch,
+        p: &Panel,
+        k: usize,
+        r0: usize,
+        b0: usize,
+        f: &mut [[__m512; 2]; R],
+    ) {
+        let blocks = k / BLOCK;
+        unsafe {
             let packed = p.data.as_ptr();
             let a8 = s.a8.as_ptr();
-            for b in 0..blocks {
+            let z = _mm512_setzero_si512();
+            let mut acc = [[[z; 2]; R]; NB];
+            for (bb, acc) in acc.iter_mut().enumerate() {
+                let b = b0 + bb;
                 let o0 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS) as *const _);
                 let o1 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS + 16) as *const _);
-                let z = _mm512_setzero_si512();
                 let n0v = _mm512_sub_epi32(z, _mm512_srai_epi32(o0, 8));
                 let n1v = _mm512_sub_epi32(z, _mm512_srai_epi32(o1, 8));
-                let mut acc = [[n0v, n1v]; R];
-                for g in 0..BLOCK / 4 {
+                *acc = [[n0v, n1v]; R];
+            }
+            for g in 0..BLOCK / 4 {
+                for (bb, acc) in acc.iter_mut().enumerate() {
+                    let b = b0 + bb;
                     let group = packed.add((b * BLOCK / 4 + g) * COLS);
                     let w0 = _mm512_loadu_si512(group as *const _);
                     let w1 = _mm512_loadu_si512(group.add(16) as *const _);
@@ -408,6 +454,9 @@ mod avx512 {
                         acc[1] = _mm512_dpbusd_epi32(acc[1], a, w1);
                     }
                 }
+            }
+            for (bb, acc) in acc.iter().enumerate() {
+                let b = b0 + bb;
                 let s0 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS));
                 let s1 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS + 16));
                 for r in 0..R {
@@ -424,7 +473,6 @@ mod avx512 {
                     );
                 }
             }
-            store::<R>(&f, y, r0, y_stride, n0, cols, accumulate);
         }
     }
 
