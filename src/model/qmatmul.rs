@@ -63,12 +63,53 @@ pub fn available() -> bool {
     })
 }
 
+/// Activation precision of the integer kernel, `KOMPRESS_ACT_BITS=8|16` (read once; default
+/// 16). Experimental: 8-bit activations (`d = max|x| / 127`, `u = q + 128` as one `u8`) need
+/// one `vpdpbusd` per group of 4 inputs instead of two, at the cost of a rounding error as
+/// large as the weights' own.
+pub fn act_bits() -> u32 {
+    static BITS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *BITS.get_or_init(|| match std::env::var("KOMPRESS_ACT_BITS").as_deref() {
+        Ok("8") => 8,
+        _ => 16,
+    })
+}
+
+/// Rows of `x` per micro-tile of the 8-bit kernel, `KOMPRESS_A8_ROWS=4|6|8` (read once;
+/// default 4).
+fn a8_rows() -> usize {
+    static ROWS8: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS8.get_or_init(|| match std::env::var("KOMPRESS_A8_ROWS").as_deref() {
+        Ok("6") => 6,
+        Ok("8") => 8,
+        _ => 4,
+    })
+}
+
+/// Whether the 8-bit kernel interleaves two blocks' integer sums, as independent chains
+/// (default; `KOMPRESS_A8_BLOCKS=1`: one block at a time). Read once.
+fn two_blocks() -> bool {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| std::env::var("KOMPRESS_A8_BLOCKS").map_or(true, |v| v != "1"))
+}
+
+/// Which activation path [`matmul_with`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// 16-bit activations, two `vpdpbusd` per group of 4 inputs.
+    A16,
+    /// 8-bit activations, one `vpdpbusd` per group, `rows` (4, 6 or 8) rows per tile.
+    A8 { rows: usize },
+}
+
 /// Per-thread buffers, reused across calls.
 #[derive(Default)]
 pub struct Scratch {
     /// Quantized activations `q + 32768`, high and low bytes, `m × in` each.
     hi: Vec<u8>,
     lo: Vec<u8>,
+    /// 8-bit activations `q + 128`, `m × in` (the 8-bit path).
+    a8: Vec<u8>,
     /// Their scales, `m × in / 32`.
     xd: Vec<f32>,
 }
@@ -243,7 +284,31 @@ pub fn matmul(
     accumulate: bool,
     s: &mut Scratch,
 ) {
+    let act = if act_bits() == 8 {
+        Act::A8 { rows: a8_rows() }
+    } else {
+        Act::A16
+    };
+    matmul_with(act, w, x, x_stride, m, y, y_stride, accumulate, s)
+}
+
+/// [`matmul`] with the activation path given rather than taken from the environment.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    act: Act,
+    w: &Packed,
+    x: &[f32],
+    x_stride: usize,
+    m: usize,
+    y: &mut [f32],
+    y_stride: usize,
+    accumulate: bool,
+    s: &mut Scratch,
+) {
     assert!(available(), "integer kernel on a CPU without AVX-512 VNNI");
+    if let Act::A8 { rows } = act {
+        assert!(matches!(rows, 4 | 6 | 8), "8-bit tile rows {rows}");
+    }
     let (k, n) = (w.cols, w.rows);
     let blocks = k / BLOCK;
     assert!(m > 0 && x_stride >= k && x.len() >= (m - 1) * x_stride + k);
@@ -251,7 +316,10 @@ pub fn matmul(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512 F/BW is present (asserted via `available`).
     unsafe {
-        avx512::quantize_rows(x, x_stride, m, k, s)
+        match act {
+            Act::A16 => avx512::quantize_rows(x, x_stride, m, k, s),
+            Act::A8 { .. } => avx512::quantize_rows8(x, x_stride, m, k, s),
+        }
     };
     for (panel, n0) in (0..n).step_by(COLS).enumerate() {
         let cols = COLS.min(n - n0);
@@ -265,7 +333,18 @@ pub fn matmul(
         // rows of k above, the panel slices are one whole panel, and y holds m rows of
         // y_stride ≥ n floats, of which columns n0..n0 + cols are written.
         unsafe {
-            avx512::panel(s, &p, k, m, y, y_stride, n0, cols, accumulate);
+            match act {
+                Act::A16 => avx512::panel(s, &p, k, m, y, y_stride, n0, cols, accumulate),
+                Act::A8 { rows: 4 } => {
+                    avx512::panel8::<4>(s, &p, k, m, y, y_stride, n0, cols, accumulate)
+                }
+                Act::A8 { rows: 6 } => {
+                    avx512::panel8::<6>(s, &p, k, m, y, y_stride, n0, cols, accumulate)
+                }
+                Act::A8 { .. } => {
+                    avx512::panel8::<8>(s, &p, k, m, y, y_stride, n0, cols, accumulate)
+                }
+            }
         }
     }
 }
@@ -279,7 +358,7 @@ struct Panel<'a> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{BLOCK, COLS, Panel, ROWS, Scratch};
+    use super::{BLOCK, COLS, Panel, ROWS, Scratch, two_blocks};
     use std::arch::x86_64::*;
 
     /// Quantizes `m` rows of `k` floats (`stride` apart) to 16-bit blocks of 32 with a scale
@@ -319,6 +398,222 @@ mod avx512 {
                         _mm_storeu_si128(s.hi.as_mut_ptr().add(at + half * 16) as *mut _, hi);
                         _mm_storeu_si128(s.lo.as_mut_ptr().add(at + half * 16) as *mut _, lo);
                     }
+                }
+            }
+        }
+    }
+
+    /// Quantizes `m` rows of `k` floats (`stride` apart) to 8-bit blocks of 32 with a scale
+    /// each (`d = max|x| / 127`, `q = round(x / d)` in `-127..=127`), stored as `q + 128`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_rows8(
+        x: &[f32],
+        stride: usize,
+        m: usize,
+        k: usize,
+        s: &mut Scratch,
+    ) {
+        s.a8.resize(m * k, 0);
+        s.xd.resize(m * k / BLOCK, 0.0);
+        let blocks = k / BLOCK;
+        let offset = _mm512_set1_epi32(128);
+        for r in 0..m {
+            let row = &x[r * stride..r * stride + k];
+            for b in 0..blocks {
+                // SAFETY: b · 32 + 32 ≤ k for the row of x and the row of a8.
+                unsafe {
+                    let src = row.as_ptr().add(b * BLOCK);
+                    let (v0, v1) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
+                    let amax =
+                        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+                    let d = amax / 127.0;
+                    let id = _mm512_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
+                    *s.xd.get_unchecked_mut(r * blocks + b) = d;
+                    let at = r * k + b * BLOCK;
+                    for (half, v) in [v0, v1].into_iter().enumerate() {
+                        let u = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, id)), offset);
+                        // |x / d| ≤ 127 up to rounding: saturate so 127.5 cannot wrap to 0.
+                        let u = _mm512_cvtusepi32_epi8(u);
+                        _mm_storeu_si128(s.a8.as_mut_ptr().add(at + half * 16) as *mut _, u);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All row tiles of one packed panel, 8-bit activations, `RM` rows per full tile.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn panel8<const RM: usize>(
+        s: &Scratch,
+        p: &Panel,
+        k: usize,
+        m: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        n0: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mut r = 0;
+        // SAFETY (all calls): see `tile8`; r + R ≤ m.
+        unsafe {
+            while r + RM <= m {
+                tile8::<RM>(s, p, k, r, y, y_stride, n0, cols, accumulate);
+                r += RM;
+            }
+            match m - r {
+                7 => tile8::<7>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                6 => tile8::<6>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                5 => tile8::<5>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                4 => tile8::<4>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                3 => tile8::<3>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                2 => tile8::<2>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                1 => tile8::<1>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R` × the panel's 32 columns, 8-bit activations: `Σ q·w = Σ u·w −
+    /// 128·Σ w` with `u = q + 128`, where `128·Σ w` is the packed `32768·Σ w` shifted right by
+    /// 8 (exact). The accumulators start at `−128·Σ w`, so one `vpdpbusd` per group and
+    /// column vector is all the integer work.
+    ///
+    /// # Safety
+    /// As [`tile`], with `s.a8` holding the quantized rows.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile8<const R: usize>(
+        s: &Scratch,
+        p: &Panel,
+        k: usize,
+        r0: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        n0: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let blocks = k / BLOCK;
+        debug_assert!(s.a8.len() >= (r0 + R) * k && p.data.len() >= k / 4 * COLS);
+        unsafe {
+            let mut f = [[_mm512_setzero_ps(); 2]; R];
+            if two_blocks() {
+                let mut b = 0;
+                while b + 2 <= blocks {
+                    blocks8::<R, 2>(s, p, k, r0, b, &mut f);
+                    b += 2;
+                }
+                if b < blocks {
+                    blocks8::<R, 1>(s, p, k, r0, b, &mut f);
+                }
+            } else {
+                for b in 0..blocks {
+                    blocks8::<R, 1>(s, p, k, r0, b, &mut f);
+                }
+            }
+            store::<R>(&f, y, r0, y_stride, n0, cols, accumulate);
+        }
+    }
+
+    /// `NB` blocks from `b0` of rows `r0..r0 + R` into the float accumulators `f`: the
+    /// blocks' integer sums run interleaved, as independent chains.
+    ///
+    /// # Safety
+    /// As [`tile8`], with `b0 + NB ≤ k / 32`.
+    #[inline(always)]
+    unsafe fn blocks8<const R: usize, const NB: usize>(
+        s: &Scratch,
+        p: &Panel,
+        k: usize,
+        r0: usize,
+        b0: usize,
+        f: &mut [[__m512; 2]; R],
+    ) {
+        let blocks = k / BLOCK;
+        unsafe {
+            let packed = p.data.as_ptr();
+            let a8 = s.a8.as_ptr();
+            let z = _mm512_setzero_si512();
+            let mut acc = [[[z; 2]; R]; NB];
+            for (bb, acc) in acc.iter_mut().enumerate() {
+                let b = b0 + bb;
+                let o0 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS) as *const _);
+                let o1 = _mm512_loadu_si512(p.offsets.as_ptr().add(b * COLS + 16) as *const _);
+                let n0v = _mm512_sub_epi32(z, _mm512_srai_epi32(o0, 8));
+                let n1v = _mm512_sub_epi32(z, _mm512_srai_epi32(o1, 8));
+                *acc = [[n0v, n1v]; R];
+            }
+            for g in 0..BLOCK / 4 {
+                for (bb, acc) in acc.iter_mut().enumerate() {
+                    let b = b0 + bb;
+                    let group = packed.add((b * BLOCK / 4 + g) * COLS);
+                    let w0 = _mm512_loadu_si512(group as *const _);
+                    let w1 = _mm512_loadu_si512(group.add(16) as *const _);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let at = (r0 + r) * k + b * BLOCK + g * 4;
+                        let a = _mm512_set1_epi32((a8.add(at) as *const i32).read_unaligned());
+                        acc[0] = _mm512_dpbusd_epi32(acc[0], a, w0);
+                        acc[1] = _mm512_dpbusd_epi32(acc[1], a, w1);
+                    }
+                }
+            }
+            for (bb, acc) in acc.iter().enumerate() {
+                let b = b0 + bb;
+                let s0 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS));
+                let s1 = _mm512_loadu_ps(p.scales.as_ptr().add(b * COLS + 16));
+                for r in 0..R {
+                    let d = _mm512_set1_ps(*s.xd.get_unchecked((r0 + r) * blocks + b));
+                    f[r][0] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(acc[r][0]),
+                        _mm512_mul_ps(s0, d),
+                        f[r][0],
+                    );
+                    f[r][1] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(acc[r][1]),
+                        _mm512_mul_ps(s1, d),
+                        f[r][1],
+                    );
+                }
+            }
+        }
+    }
+
+    /// Writes (or adds) a tile's `R × 32` results to `y`'s columns `n0..n0 + cols`.
+    ///
+    /// # Safety
+    /// AVX-512 F present; `y` holds rows `r0..r0 + R` of `y_stride` floats with those columns.
+    #[inline(always)]
+    unsafe fn store<const R: usize>(
+        f: &[[__m512; 2]; R],
+        y: &mut [f32],
+        r0: usize,
+        y_stride: usize,
+        n0: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        unsafe {
+            for (r, f) in f.iter().enumerate() {
+                let out = y.as_mut_ptr().add((r0 + r) * y_stride + n0);
+                for (c, v) in f.iter().enumerate() {
+                    let lanes = cols.saturating_sub(c * 16).min(16);
+                    if lanes == 0 {
+                        break;
+                    }
+                    let mask: __mmask16 = if lanes == 16 {
+                        0xffff
+                    } else {
+                        (1u16 << lanes) - 1
+                    };
+                    let p = out.add(c * 16);
+                    let v = if accumulate {
+                        _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, p))
+                    } else {
+                        *v
+                    };
+                    _mm512_mask_storeu_ps(p, mask, v);
                 }
             }
         }
@@ -486,6 +781,113 @@ mod tests {
             // Columns past n are untouched.
             assert_eq!(y[r * (n + 3) + n..(r + 1) * (n + 3)], [1.0; 3]);
         }
+    }
+
+    /// The 8-bit path matches the F32 matmul of the dequantized weights to within the 8-bit
+    /// activation rounding (half a step of the block's `max|x| / 127` per input, times `|w|`),
+    /// for every tile height and row counts that leave every remainder tile.
+    #[test]
+    fn matches_dequantized_f32_8bit() {
+        if !available() {
+            eprintln!("no AVX-512 VNNI here: skipped");
+            return;
+        }
+        let (n, k) = (45, 96);
+        let mut state = 0x1234_5678u32;
+        let mut rnd = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
+        let x: Vec<f32> = (0..19 * k).map(|_| rnd() * 3.0).collect();
+        let dir = tempfile_bytes(&quantize_q8_0(&w));
+        let q = QMatrix::new(dir, 0, n, k).unwrap();
+        let wd = q.dequantize();
+        let packed = Packed::new(&q);
+        let mut worst = 0f32;
+        for rows in [4, 6, 8] {
+            for m in [1, 5, 7, 19] {
+                let mut y = vec![1.0f32; m * (n + 3)];
+                let mut s = Scratch::default();
+                matmul_with(
+                    Act::A8 { rows },
+                    &packed,
+                    &x,
+                    k,
+                    m,
+                    &mut y,
+                    n + 3,
+                    true,
+                    &mut s,
+                );
+                for r in 0..m {
+                    let xr = &x[r * k..(r + 1) * k];
+                    for c in 0..n {
+                        let wr = &wd[c * k..(c + 1) * k];
+                        let want: f32 = xr.iter().zip(wr).map(|(a, b)| a * b).sum::<f32>() + 1.0;
+                        // Half a step of max|x|/127 per input: max|x|/254 · Σ|w| per block.
+                        let tol: f32 = xr
+                            .chunks_exact(BLOCK)
+                            .zip(wr.chunks_exact(BLOCK))
+                            .map(|(xb, wb)| {
+                                let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+                                amax / 254.0 * wb.iter().map(|v| v.abs()).sum::<f32>()
+                            })
+                            .sum::<f32>()
+                            + 1e-3;
+                        let got = y[r * (n + 3) + c];
+                        worst = worst.max((got - want).abs() / tol);
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "rows {rows} m {m}: row {r} col {c}: {got} vs {want} (tol {tol})"
+                        );
+                    }
+                    assert_eq!(y[r * (n + 3) + n..(r + 1) * (n + 3)], [1.0; 3]);
+                }
+            }
+        }
+        eprintln!("8-bit: worst error {worst:.3} of the bound");
+    }
+
+    /// Every 8-bit tile height gives the same bits (each output's operations are the same, in
+    /// the same order), so the choice of rows is a speed choice only.
+    #[test]
+    fn a8_tile_heights_agree() {
+        if !available() {
+            return;
+        }
+        let (n, k, m) = (70, 128, 23);
+        let mut state = 0x9e37_79b9u32;
+        let mut rnd = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
+        let x: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+        let q = QMatrix::new(tempfile_bytes(&quantize_q8_0(&w)), 0, n, k).unwrap();
+        let packed = Packed::new(&q);
+        let run = |rows| {
+            let mut y = vec![0f32; m * n];
+            matmul_with(
+                Act::A8 { rows },
+                &packed,
+                &x,
+                k,
+                m,
+                &mut y,
+                n,
+                false,
+                &mut Scratch::default(),
+            );
+            y
+        };
+        let y4 = run(4);
+        assert_eq!(y4, run(6));
+        assert_eq!(y4, run(8));
     }
 
     fn tempfile_bytes(bytes: &[u8]) -> std::sync::Arc<memmap2::Mmap> {
