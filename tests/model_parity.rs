@@ -452,9 +452,12 @@ fn q8_0_agrees_with_f32() {
 /// (`forward_reference`) on a random model with head_dim 64, the size the AVX-512 attention
 /// kernel is built for (the fixtures have head_dim 16), and a 32-token window: inputs long
 /// enough to split over two threads and cross the window many times, short ones, a single
-/// token, and a right-padded batch. F32 weights must agree to float rounding; Q8_0 weights
-/// (16-bit activations in the integer kernel vs F32 on dequantized weights) to 1e-3 of the
-/// logits' scale.
+/// token, and a right-padded batch. F32 weights must agree to float rounding. Q8_0 weights
+/// (the integer kernel vs F32 on dequantized weights) must agree to the activations'
+/// rounding: 5e-2 of the logits' scale with the forward's 8-bit activations (measured 2.4e-2),
+/// 1e-3 with `KOMPRESS_ACT_BITS=16` (measured 8e-5). A wiring error in the integer path (a
+/// wrong panel, scale or offset) moves logits by their whole scale, so both catch it; the
+/// kernel's own error bound is tested in `model::qmatmul`.
 #[test]
 fn fast_forward_matches_candle_reference() {
     use kompress::model::weights::Weights;
@@ -526,7 +529,14 @@ fn fast_forward_matches_candle_reference() {
                 .unwrap(),
         ),
     ));
-    for (model, name, tolerance) in [(&f32_model, "F32", 1e-4f32), (&q8_model, "Q8_0", 1e-3)] {
+    let q8_tolerance = match kompress::model::qmatmul::Act::forward() {
+        kompress::model::qmatmul::Act::A8 => 5e-2,
+        kompress::model::qmatmul::Act::A16 => 1e-3,
+    };
+    for (model, name, tolerance) in [
+        (&f32_model, "F32", 1e-4f32),
+        (&q8_model, "Q8_0", q8_tolerance),
+    ] {
         for (ids, mask) in &cases {
             let fast = model.forward(ids, mask.as_ref()).unwrap();
             let reference = model.forward_reference(ids, mask.as_ref()).unwrap();

@@ -509,7 +509,11 @@ fn encode_throughput() {
 /// `--device cuda`'s path, run on the CPU: the GGUF file dequantized onto a device and the
 /// candle forward (`ModelScorer::load_with_encoder(…, Some(device))`). Apart from the device
 /// itself, this is every step a CUDA build takes; it must score like the fast CPU forward
-/// on the same Q8_0 file (which rounds activations to 16 bits: small differences only).
+/// on the same Q8_0 file, up to the integer kernel's 8-bit activation rounding. The random
+/// fixtures put many words near 0.5, so a small change flips some: measured 98.0% agreement
+/// and max |Δscore| 0.115 on tiny-token-cls (100% and 4e-4 with `KOMPRESS_ACT_BITS=16`);
+/// [`device_path_scores_like_the_fast_forward_on_the_shipped_model`] holds a trained model
+/// to a far tighter bound.
 #[test]
 fn device_path_scores_like_the_fast_forward() {
     let text = long_text(1);
@@ -545,7 +549,52 @@ fn device_path_scores_like_the_fast_forward() {
             "{name}: device path vs fast forward: max |Δscore| {max_diff:.2e}, keep agreement {pct:.2}% of {} words",
             a.len()
         );
-        assert!(max_diff < 1e-2, "{name}: max |Δscore| {max_diff}");
-        assert!(pct >= 99.0, "{name}: agreement {pct:.2}%");
+        assert!(max_diff < 0.25, "{name}: max |Δscore| {max_diff}");
+        assert!(pct >= 97.0, "{name}: agreement {pct:.2}%");
     }
+}
+
+/// The same comparison with the shipped model, its tokenizer and real tool output (the
+/// golden records): a trained model's scores sit away from 0.5, so the 8-bit rounding of the
+/// fast forward must leave essentially every keep decision as the F32 device path makes it.
+#[test]
+fn device_path_scores_like_the_fast_forward_on_the_shipped_model() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
+    let records = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/records.jsonl"),
+    )
+    .unwrap();
+    let text: String = records
+        .lines()
+        .take(40)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let words: Vec<&str> = kompress::protect::words(&text).take(600).collect();
+    let gapped = words::single_spaced(&words);
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let fast = ModelScorer::load(&dir).unwrap();
+    let on = ModelScorer::load_on(&dir, Some(&candle_core::Device::Cpu)).unwrap();
+    let (a, b) = (
+        fast.score_gapped(&gapped, later).unwrap(),
+        on.score_gapped(&gapped, later).unwrap(),
+    );
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    let flips = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| (**x >= 0.5) != (**y >= 0.5))
+        .count();
+    eprintln!(
+        "shipped model: device path vs fast forward on {} words: max |Δscore| {max_diff:.2e}, {flips} keep decisions differ",
+        a.len()
+    );
+    assert!(a.len() >= 500, "{} words", a.len());
+    assert!(flips * 1000 <= a.len(), "{flips} of {} differ", a.len());
+    assert!(max_diff < 0.02, "max |Δscore| {max_diff}");
 }

@@ -10,8 +10,8 @@
 //! - fuses what it can into the matmuls: the bias is the initial value of the destination and
 //!   the residual add is the matmul accumulating into the residual stream, the GeGLU product
 //!   is written in place over the `Wi` output;
-//! - multiplies Q8_0 weights as integers ([`super::qmatmul`]: activations rounded to 16 bits
-//!   per block of 32, `vpdpwssd` with AVX-512 VNNI), which is where most of the time goes;
+//! - multiplies Q8_0 weights as integers ([`super::qmatmul`]: activations rounded to 8 bits
+//!   per block of 32, `vpdpbusd` with AVX-512 VNNI), which is where most of the time goes;
 //!   without VNNI, or for F32 weights, the `gemm` crate's F32 kernels run with
 //!   `Parallelism::None` (no pool, nothing spins), Q8_0 dequantized one panel of [`PANEL`]
 //!   rows at a time so the mapped file is never copied whole to the heap;
@@ -218,6 +218,7 @@ impl Linear {
         match &self.w {
             Matrix::Q8(w, packed) if super::qmatmul::available() => {
                 super::qmatmul::matmul(
+                    super::qmatmul::Act::forward(),
                     Self::packed(w, packed),
                     x,
                     x_stride,

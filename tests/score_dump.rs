@@ -1,13 +1,14 @@
-//! Experiment (branch a8-experiment): word scores and final keep decisions of the shipped
-//! model on real tool outputs, written to a file so runs with different
-//! `KOMPRESS_ACT_BITS` / `KOMPRESS_DEQUANT` settings can be compared.
+//! A measuring tool, not a test (ignored): word scores and final keep decisions of a model on
+//! real tool outputs, written to a file, so runs with different numerics
+//! (`KOMPRESS_ACT_BITS=16`, `KOMPRESS_DEQUANT=1`) can be compared word by word. It gave the
+//! 8-bit activation figures in `src/model/qmatmul.rs`'s docs and docs/bench.md.
 //!
 //! ```text
-//! A8_OUT=/tmp/s4wt-a8-scores-16.jsonl KOMPRESS_ACT_BITS=16 \
-//!     cargo test --release --test a8_corpus -- --ignored --nocapture
+//! DUMP_OUT=scores-16.jsonl KOMPRESS_ACT_BITS=16 \
+//!     cargo test --release --test score_dump -- --ignored --nocapture
 //! ```
-//! `A8_CORPUS` (default `/work/shared/corpus/dev.jsonl.gz`), `A8_RECORDS` (default 300),
-//! `A8_MODEL` (default the repository's `model/`).
+//! `DUMP_CORPUS` (default `../shared/corpus/dev.jsonl.gz` next to the repository),
+//! `DUMP_RECORDS` (default 300), `DUMP_MODEL` (default the repository's `model/`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Mutex;
@@ -60,14 +61,15 @@ fn final_keep(text: &str, scores: &[f32]) -> Vec<bool> {
 #[test]
 #[ignore]
 fn corpus_scores() {
-    let out_path = std::env::var("A8_OUT").expect("A8_OUT");
-    let corpus =
-        std::env::var("A8_CORPUS").unwrap_or_else(|_| "/work/shared/corpus/dev.jsonl.gz".into());
-    let records: usize = std::env::var("A8_RECORDS")
+    let out_path = std::env::var("DUMP_OUT").expect("DUMP_OUT");
+    let corpus = std::env::var("DUMP_CORPUS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev.jsonl.gz").into()
+    });
+    let records: usize = std::env::var("DUMP_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let model_dir = std::env::var("A8_MODEL")
+    let model_dir = std::env::var("DUMP_MODEL")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/model").into());
     let model = ModelScorer::load(std::path::Path::new(&model_dir)).unwrap();
     let config = Config::default();
