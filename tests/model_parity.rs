@@ -448,6 +448,28 @@ fn q8_0_agrees_with_f32() {
     }
 }
 
+/// A 3-layer token classifier's config for random weights: global attention every third
+/// layer, a 32-token window, 2 heads.
+fn random_config(hidden: usize, intermediate: usize, vocab: usize) -> Value {
+    serde_json::json!({
+        "architectures": ["ModernBertForTokenClassification"],
+        "model_type": "modernbert",
+        "hidden_size": hidden,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 2,
+        "intermediate_size": intermediate,
+        "vocab_size": vocab,
+        "max_position_embeddings": 512,
+        "global_attn_every_n_layers": 3,
+        "local_attention": 32,
+        "norm_eps": 1e-5,
+        "pad_token_id": 0,
+        "hidden_activation": "gelu",
+        "classifier_activation": "gelu",
+        "id2label": {"0": "drop", "1": "keep"},
+    })
+}
+
 /// The fast CPU forward (`forward`, `model::cpu`) against the candle reference forward
 /// (`forward_reference`) on a random model with head_dim 64, the size the AVX-512 attention
 /// kernel is built for (the fixtures have head_dim 16), and a 32-token window: inputs long
@@ -461,23 +483,7 @@ fn q8_0_agrees_with_f32() {
 #[test]
 fn fast_forward_matches_candle_reference() {
     use kompress::model::weights::Weights;
-    let cfg_json = serde_json::json!({
-        "architectures": ["ModernBertForTokenClassification"],
-        "model_type": "modernbert",
-        "hidden_size": 128,
-        "num_hidden_layers": 3,
-        "num_attention_heads": 2,
-        "intermediate_size": 192,
-        "vocab_size": 1000,
-        "max_position_embeddings": 512,
-        "global_attn_every_n_layers": 3,
-        "local_attention": 32,
-        "norm_eps": 1e-5,
-        "pad_token_id": 0,
-        "hidden_activation": "gelu",
-        "classifier_activation": "gelu",
-        "id2label": {"0": "drop", "1": "keep"},
-    });
+    let cfg_json = random_config(128, 192, 1000);
     let hf = tempfile::tempdir().unwrap();
     // 1/√fan_in-sized weights, so activations are O(1) through the layers.
     kompress::model::bench::write_random_model(&cfg_json, hf.path(), 0.09).unwrap();
@@ -594,23 +600,7 @@ fn prepacked_weights_score_like_runtime_packing() {
     use kompress::model::gguf::{self, GgufFile, TensorType, WriteTensor};
     use kompress::model::qmatmul::{LAYOUT, LAYOUT_KEY, Packed};
     use kompress::model::weights::Weights;
-    let cfg_json = serde_json::json!({
-        "architectures": ["ModernBertForTokenClassification"],
-        "model_type": "modernbert",
-        "hidden_size": 64,
-        "num_hidden_layers": 3,
-        "num_attention_heads": 2,
-        "intermediate_size": 96,
-        "vocab_size": 500,
-        "max_position_embeddings": 512,
-        "global_attn_every_n_layers": 3,
-        "local_attention": 32,
-        "norm_eps": 1e-5,
-        "pad_token_id": 0,
-        "hidden_activation": "gelu",
-        "classifier_activation": "gelu",
-        "id2label": {"0": "drop", "1": "keep"},
-    });
+    let cfg_json = random_config(64, 96, 500);
     let hf = tempfile::tempdir().unwrap();
     kompress::model::bench::write_random_model(&cfg_json, hf.path(), 0.12).unwrap();
     let packed_dir = tempfile::tempdir().unwrap();
@@ -637,9 +627,11 @@ fn prepacked_weights_score_like_runtime_packing() {
 
     // The same file as older converts wrote it: no packed tensors, no layout key.
     let old_dir = tempfile::tempdir().unwrap();
-    for f in ["config.json"] {
-        std::fs::copy(packed_dir.path().join(f), old_dir.path().join(f)).unwrap();
-    }
+    std::fs::copy(
+        packed_dir.path().join("config.json"),
+        old_dir.path().join("config.json"),
+    )
+    .unwrap();
     let old_path = old_dir.path().join(kompress::model::GGUF_FILE);
     let plain: Vec<WriteTensor> = file
         .tensors

@@ -279,8 +279,8 @@ pub fn matmul(
     // SAFETY: AVX-512 F/BW is present (asserted via `available`).
     unsafe {
         match act {
-            Act::A16 => avx512::quantize_rows(x, x_stride, m, k, s),
-            Act::A8 => avx512::quantize_rows8(x, x_stride, m, k, s),
+            Act::A16 => avx512::quantize_rows::<false>(x, x_stride, m, k, s),
+            Act::A8 => avx512::quantize_rows::<true>(x, x_stride, m, k, s),
         }
     };
     for (panel, n0) in (0..n).step_by(COLS).enumerate() {
@@ -296,8 +296,8 @@ pub fn matmul(
         // y_stride ≥ n floats, of which columns n0..n0 + cols are written.
         unsafe {
             match act {
-                Act::A16 => avx512::panel(s, &p, k, m, y, y_stride, n0, cols, accumulate),
-                Act::A8 => avx512::panel8(s, &p, k, m, y, y_stride, n0, cols, accumulate),
+                Act::A16 => avx512::panel::<false>(s, &p, k, m, y, y_stride, n0, cols, accumulate),
+                Act::A8 => avx512::panel::<true>(s, &p, k, m, y, y_stride, n0, cols, accumulate),
             }
         }
     }
@@ -315,136 +315,76 @@ mod avx512 {
     use super::{BLOCK, COLS, Panel, ROWS, Scratch};
     use std::arch::x86_64::*;
 
-    /// Quantizes `m` rows of `k` floats (`stride` apart) to 16-bit blocks of 32 with a scale
-    /// each (`d = max|x| / 32767`, `q = round(x / d)`, ties to even by `vcvtps2dq`), stored
-    /// as the high and low bytes of `q + 32768`.
+    /// Quantizes `m` rows of `k` floats (`stride` apart) per block of 32 with a scale each,
+    /// `q = round(x / d)` (ties to even by `vcvtps2dq`): with `A8` to 8 bits (`d = max|x| /
+    /// 127`, `q + 128` stored in `a8`), else to 16 bits (`d = max|x| / 32767`, the high and
+    /// low bytes of `q + 32768` stored in `hi` and `lo`).
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_rows(
+    pub(super) unsafe fn quantize_rows<const A8: bool>(
         x: &[f32],
         stride: usize,
         m: usize,
         k: usize,
         s: &mut Scratch,
     ) {
-        s.hi.resize(m * k, 0);
-        s.lo.resize(m * k, 0);
+        if A8 {
+            s.a8.resize(m * k, 0);
+        } else {
+            s.hi.resize(m * k, 0);
+            s.lo.resize(m * k, 0);
+        }
         s.xd.resize(m * k / BLOCK, 0.0);
         let blocks = k / BLOCK;
-        let offset = _mm512_set1_epi32(32768);
+        let (qmax, offset) = if A8 { (127.0, 128) } else { (32767.0, 32768) };
+        let offset = _mm512_set1_epi32(offset);
         let low = _mm512_set1_epi32(0xff);
         for r in 0..m {
             let row = &x[r * stride..r * stride + k];
             for b in 0..blocks {
-                // SAFETY: b · 32 + 32 ≤ k for the row of x and the rows of hi and lo.
+                // SAFETY: b · 32 + 32 ≤ k for the row of x and the rows of a8, hi and lo.
                 unsafe {
                     let src = row.as_ptr().add(b * BLOCK);
                     let (v0, v1) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
                     let amax =
                         _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-                    let d = amax / 32767.0;
+                    let d = amax / qmax;
                     let id = _mm512_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
                     *s.xd.get_unchecked_mut(r * blocks + b) = d;
                     let at = r * k + b * BLOCK;
                     for (half, v) in [v0, v1].into_iter().enumerate() {
                         let u = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, id)), offset);
-                        let hi = _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8));
-                        let lo = _mm512_cvtepi32_epi8(_mm512_and_si512(u, low));
-                        _mm_storeu_si128(s.hi.as_mut_ptr().add(at + half * 16) as *mut _, hi);
-                        _mm_storeu_si128(s.lo.as_mut_ptr().add(at + half * 16) as *mut _, lo);
+                        let at = at + half * 16;
+                        if A8 {
+                            // |x / d| ≤ 127 up to rounding: saturate so 127.5 cannot wrap.
+                            let u = _mm512_cvtusepi32_epi8(u);
+                            _mm_storeu_si128(s.a8.as_mut_ptr().add(at) as *mut _, u);
+                        } else {
+                            let hi = _mm512_cvtepi32_epi8(_mm512_srli_epi32(u, 8));
+                            let lo = _mm512_cvtepi32_epi8(_mm512_and_si512(u, low));
+                            _mm_storeu_si128(s.hi.as_mut_ptr().add(at) as *mut _, hi);
+                            _mm_storeu_si128(s.lo.as_mut_ptr().add(at) as *mut _, lo);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Quantizes `m` rows of `k` floats (`stride` apart) to 8-bit blocks of 32 with a scale
-    /// each (`d = max|x| / 127`, `q = round(x / d)` in `-127..=127`), stored as `q + 128`.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_rows8(
-        x: &[f32],
-        stride: usize,
-        m: usize,
-        k: usize,
-        s: &mut Scratch,
-    ) {
-        s.a8.resize(m * k, 0);
-        s.xd.resize(m * k / BLOCK, 0.0);
-        let blocks = k / BLOCK;
-        let offset = _mm512_set1_epi32(128);
-        for r in 0..m {
-            let row = &x[r * stride..r * stride + k];
-            for b in 0..blocks {
-                // SAFETY: b · 32 + 32 ≤ k for the row of x and the row of a8.
-                unsafe {
-                    let src = row.as_ptr().add(b * BLOCK);
-                    let (v0, v1) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
-                    let amax =
-                        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-                    let d = amax / 127.0;
-                    let id = _mm512_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
-                    *s.xd.get_unchecked_mut(r * blocks + b) = d;
-                    let at = r * k + b * BLOCK;
-                    for (half, v) in [v0, v1].into_iter().enumerate() {
-                        let u = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, id)), offset);
-                        // |x / d| ≤ 127 up to rounding: saturate so 127.5 cannot wrap to 0.
-                        let u = _mm512_cvtusepi32_epi8(u);
-                        _mm_storeu_si128(s.a8.as_mut_ptr().add(at + half * 16) as *mut _, u);
-                    }
-                }
-            }
-        }
-    }
-
-    /// All row tiles of one packed panel, 8-bit activations, [`ROWS`] rows per full tile.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn panel8(
-        s: &Scratch,
-        p: &Panel,
-        k: usize,
-        m: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        n0: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
-        let mut r = 0;
-        // SAFETY (all calls): see `tile8`; r + R ≤ m.
-        unsafe {
-            while r + ROWS <= m {
-                tile8::<ROWS>(s, p, k, r, y, y_stride, n0, cols, accumulate);
-                r += ROWS;
-            }
-            match m - r {
-                3 => tile8::<3>(s, p, k, r, y, y_stride, n0, cols, accumulate),
-                2 => tile8::<2>(s, p, k, r, y, y_stride, n0, cols, accumulate),
-                1 => tile8::<1>(s, p, k, r, y, y_stride, n0, cols, accumulate),
-                _ => {}
-            }
-        }
-    }
-
-    /// Rows `r0..r0 + R` × the panel's 32 columns, 8-bit activations: `Σ q·w = Σ u·w −
+    /// Rows `r0..r0 + R` × the panel's 32 columns, returned as float accumulators, 8-bit
+    /// activations: `Σ q·w = Σ u·w −
     /// 128·Σ w` with `u = q + 128`, where `128·Σ w` is the packed `32768·Σ w` shifted right by
     /// 8 (exact). The accumulators start at `−128·Σ w`, so one `vpdpbusd` per group and
     /// column vector is all the integer work.
     ///
     /// # Safety
     /// As [`tile`], with `s.a8` holding the quantized rows.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn tile8<const R: usize>(
         s: &Scratch,
         p: &Panel,
         k: usize,
         r0: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        n0: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
+    ) -> [[__m512; 2]; R] {
         let blocks = k / BLOCK;
         debug_assert!(s.a8.len() >= (r0 + R) * k && p.data.len() >= k / 4 * COLS);
         unsafe {
@@ -460,7 +400,7 @@ mod avx512 {
             if b < blocks {
                 blocks8::<R, 1>(s, p, k, r0, b, &mut f);
             }
-            store::<R>(&f, y, r0, y_stride, n0, cols, accumulate);
+            f
         }
     }
 
@@ -566,10 +506,10 @@ mod avx512 {
         }
     }
 
-    /// All row tiles of one packed panel.
+    /// All row tiles of one packed panel, with 8-bit activations (`A8`) or 16-bit ones.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn panel(
+    pub(super) unsafe fn panel<const A8: bool>(
         s: &Scratch,
         p: &Panel,
         k: usize,
@@ -580,40 +520,62 @@ mod avx512 {
         cols: usize,
         accumulate: bool,
     ) {
+        /// One tile of `R` rows from `r0`.
+        ///
+        /// # Safety
+        /// As [`tile`] / [`tile8`].
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        unsafe fn one<const A8: bool, const R: usize>(
+            s: &Scratch,
+            p: &Panel,
+            k: usize,
+            r0: usize,
+            y: &mut [f32],
+            y_stride: usize,
+            n0: usize,
+            cols: usize,
+            accumulate: bool,
+        ) {
+            let f = unsafe {
+                if A8 {
+                    tile8::<R>(s, p, k, r0)
+                } else {
+                    tile::<R>(s, p, k, r0)
+                }
+            };
+            // SAFETY: y holds rows r0..r0 + R with columns n0..n0 + cols (the caller's).
+            unsafe { store::<R>(&f, y, r0, y_stride, n0, cols, accumulate) };
+        }
         let mut r = 0;
         // SAFETY (all calls): see `tile`; r + R ≤ m.
         unsafe {
             while r + ROWS <= m {
-                tile::<ROWS>(s, p, k, r, y, y_stride, n0, cols, accumulate);
+                one::<A8, ROWS>(s, p, k, r, y, y_stride, n0, cols, accumulate);
                 r += ROWS;
             }
             match m - r {
-                3 => tile::<3>(s, p, k, r, y, y_stride, n0, cols, accumulate),
-                2 => tile::<2>(s, p, k, r, y, y_stride, n0, cols, accumulate),
-                1 => tile::<1>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                3 => one::<A8, 3>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                2 => one::<A8, 2>(s, p, k, r, y, y_stride, n0, cols, accumulate),
+                1 => one::<A8, 1>(s, p, k, r, y, y_stride, n0, cols, accumulate),
                 _ => {}
             }
         }
     }
 
-    /// Rows `r0..r0 + R` × the panel's 32 columns.
+    /// Rows `r0..r0 + R` × the panel's 32 columns, returned as float accumulators, 16-bit
+    /// activations.
     ///
     /// # Safety
     /// AVX-512 F/BW/VNNI present; `s` holds quantized rows `r0..r0 + R` of width `k`, `p` a
-    /// packed panel for `k`; `y` holds those rows with columns `n0..n0 + cols`.
-    #[allow(clippy::too_many_arguments)]
+    /// packed panel for `k`.
     #[inline(always)]
     unsafe fn tile<const R: usize>(
         s: &Scratch,
         p: &Panel,
         k: usize,
         r0: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        n0: usize,
-        cols: usize,
-        accumulate: bool,
-    ) {
+    ) -> [[__m512; 2]; R] {
         let blocks = k / BLOCK;
         debug_assert!(s.hi.len() >= (r0 + R) * k && p.data.len() >= k / 4 * COLS);
         unsafe {
@@ -661,27 +623,7 @@ mod avx512 {
                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), _mm512_mul_ps(s1, d), f[r][1]);
                 }
             }
-            for (r, f) in f.iter().enumerate() {
-                let out = y.as_mut_ptr().add((r0 + r) * y_stride + n0);
-                for (c, v) in f.iter().enumerate() {
-                    let lanes = cols.saturating_sub(c * 16).min(16);
-                    if lanes == 0 {
-                        break;
-                    }
-                    let mask: __mmask16 = if lanes == 16 {
-                        0xffff
-                    } else {
-                        (1u16 << lanes) - 1
-                    };
-                    let p = out.add(c * 16);
-                    let v = if accumulate {
-                        _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, p))
-                    } else {
-                        *v
-                    };
-                    _mm512_mask_storeu_ps(p, mask, v);
-                }
-            }
+            f
         }
     }
 }
@@ -700,13 +642,7 @@ mod tests {
             return;
         }
         let (n, k, m) = (45, 96, 7);
-        let mut state = 0x1234_5678u32;
-        let mut rnd = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        };
+        let mut rnd = uniform(0x1234_5678);
         let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
         let x: Vec<f32> = (0..m * k).map(|_| rnd() * 3.0).collect();
         let dir = tempfile_bytes(&quantize_q8_0(&w));
@@ -750,13 +686,7 @@ mod tests {
             return;
         }
         let (n, k) = (45, 96);
-        let mut state = 0x1234_5678u32;
-        let mut rnd = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        };
+        let mut rnd = uniform(0x1234_5678);
         let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
         let x: Vec<f32> = (0..19 * k).map(|_| rnd() * 3.0).collect();
         let dir = tempfile_bytes(&quantize_q8_0(&w));
@@ -806,13 +736,7 @@ mod tests {
             return;
         }
         let (n, k, m) = (70, 128, 23);
-        let mut state = 0x9e37_79b9u32;
-        let mut rnd = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        };
+        let mut rnd = uniform(0x9e37_79b9);
         let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
         let x: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
         let q = QMatrix::new(tempfile_bytes(&quantize_q8_0(&w)), 0, n, k).unwrap();
@@ -831,6 +755,16 @@ mod tests {
                 .flat_map(run)
                 .collect();
             assert_eq!(all, pieces, "{act:?}");
+        }
+    }
+
+    /// A reproducible stream of values in [−1, 1] (xorshift32).
+    fn uniform(mut state: u32) -> impl FnMut() -> f32 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
         }
     }
 
