@@ -499,6 +499,7 @@ pub(crate) struct Encoder {
     /// The last forward's activation buffers, reused by the next one: a fresh set was
     /// zeroed by `calloc` on every 512-token chunk (~6.6 MB, 1.2–1.5% of the forward's CPU).
     /// Every element a forward reads it has written first, so stale contents are harmless.
+    /// The scorer frees them when a call ends ([`Encoder::release_buffers`]).
     buffers: Mutex<Option<Buffers>>,
 }
 
@@ -619,6 +620,11 @@ impl Encoder {
         });
         *cache = Some(r.clone());
         r
+    }
+
+    /// Drops the cached activation buffers (see [`Encoder::buffers`]).
+    pub(crate) fn release_buffers(&self) {
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Runs one sequence: `ids`, with `valid` marking real (unpadded) tokens. Returns the

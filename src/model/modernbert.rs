@@ -592,6 +592,16 @@ pub struct HiddenStates {
 }
 
 impl ModernBert {
+    /// Frees the fast forward's cached activation buffers (~6.6 MB at 512 tokens). They
+    /// speed up the next forward of the same call; between calls they only add to the
+    /// process's peak, on top of whatever it allocates after scoring (measured: a hook's
+    /// peak RSS p95 49.8 → 56.4 MiB when they were kept).
+    pub fn release_buffers(&self) {
+        if let Some(fast) = &self.fast {
+            fast.release_buffers();
+        }
+    }
+
     /// Loads from `vb` positioned at the encoder's prefix (`model` in a
     /// `ModernBertForTokenClassification` checkpoint, nothing in a bare `ModernBertModel`).
     pub fn load<'a>(cfg: &Config, vb: impl Into<Weights<'a>>) -> Result<Self> {

@@ -355,6 +355,10 @@ impl ModelScorer {
             token_scores.extend(self.token_scores(&chunks[i..i + n])?);
             i += n;
         }
+        match &self.head {
+            Head::TokenClassification { model, .. } => model.encoder().release_buffers(),
+            Head::Dual(model) => model.encoder().release_buffers(),
+        }
         Ok(word_scores(&chunks, &token_scores, words.len()))
     }
 }
