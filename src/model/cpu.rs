@@ -346,8 +346,8 @@ impl Norm {
     #[inline(always)]
     fn row(&self, x: &[f32], out: &mut [f32]) {
         let n = x.len() as f32;
-        let mean = sum(x) / n;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let mean = sum_by(x, |v| v) / n;
+        let var = sum_by(x, |v| (v - mean) * (v - mean)) / n;
         let inv = 1.0 / (var + self.eps).sqrt();
         match &self.bias {
             Some(b) => {
@@ -381,15 +381,17 @@ multiversion! {
     fn norm_rows(norm: &Norm, x: &[f32], out: &mut [f32], w: usize) => norm_rows_generic
 }
 
-/// A sum with 8 independent partial sums, so it vectorizes.
+/// `Σ f(x)` with 8 independent partial sums, so it vectorizes: a plain `sum()` over `f32`
+/// is one serial chain of adds (the compiler may not reorder them), which made LayerNorm's
+/// variance 6.5% of the forward's CPU at 512-token chunks.
 #[inline(always)]
-fn sum(x: &[f32]) -> f32 {
+fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().sum();
+    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
         }
     }
     acc.iter().sum::<f32>() + rest
@@ -1030,7 +1032,7 @@ fn softmax_masked_generic(row: &mut [f32], valid: Option<&[bool]>) {
         return;
     }
     exp_shifted_generic(row, max);
-    let inv = 1.0 / sum(row);
+    let inv = 1.0 / sum_by(row, |v| v);
     row.iter_mut().for_each(|s| *s *= inv);
 }
 
