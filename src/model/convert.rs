@@ -196,20 +196,25 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
         let file = GgufFile::open(&gguf_path)?;
         let map_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut types: BTreeMap<&str, usize> = BTreeMap::new();
-        let (mut params, mut prepacked) = (0usize, 0usize);
+        let (mut params, mut n_tensors, mut prepacked) = (0usize, 0usize, 0usize);
         for (name, t) in &file.tensors {
             if Packed::is_packed_tensor(name) {
-                prepacked += name.ends_with(".packed_q") as usize;
                 continue;
             }
+            n_tensors += 1;
             *types.entry(t.dtype.name()).or_default() += 1;
             params += t.elements();
+            if let [rows, cols] = t.shape[..]
+                && t.dtype == TensorType::Q8_0
+                && Packed::from_file(&file, name, rows, cols)?.is_some()
+            {
+                prepacked += 1;
+            }
         }
         let layout = match file.metadata.get(qmatmul::LAYOUT_KEY) {
             Some(Value::String(l)) => json!(l),
             _ => json!(null),
         };
-        let n_tensors = file.tensors.len() - 3 * prepacked;
         drop(file);
         let t0 = Instant::now();
         let scorer = super::words::ModelScorer::load_weights(

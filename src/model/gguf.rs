@@ -291,20 +291,15 @@ impl GgufFile {
             info.dtype.name(),
             dtype.name()
         );
-        ensure!(
-            info.len % size_of::<T>() == 0,
-            "{name}: {} bytes, not a whole number of {}-byte values",
-            info.len,
-            size_of::<T>()
-        );
+        // Checks both the offset's alignment and the length for `T`.
+        bytemuck::try_cast_slice::<u8, T>(self.data(info))
+            .map_err(|e| anyhow::anyhow!("{name}: {e:?} at file offset {}", info.offset))?;
         let slab = Slab::Mapped {
             map: self.map.clone(),
             offset: info.offset,
             len: info.len / size_of::<T>(),
             _t: std::marker::PhantomData,
         };
-        bytemuck::try_cast_slice::<u8, T>(self.data(info))
-            .map_err(|e| anyhow::anyhow!("{name}: {e:?} at file offset {}", info.offset))?;
         Ok(Some(slab))
     }
 }

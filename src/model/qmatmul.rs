@@ -371,10 +371,9 @@ mod avx512 {
     }
 
     /// Rows `r0..r0 + R` × the panel's 32 columns, returned as float accumulators, 8-bit
-    /// activations: `Σ q·w = Σ u·w −
-    /// 128·Σ w` with `u = q + 128`, where `128·Σ w` is the packed `32768·Σ w` shifted right by
-    /// 8 (exact). The accumulators start at `−128·Σ w`, so one `vpdpbusd` per group and
-    /// column vector is all the integer work.
+    /// activations: `Σ q·w = Σ u·w − 128·Σ w` with `u = q + 128`, where `128·Σ w` is the
+    /// packed `32768·Σ w` shifted right by 8 (exact). The integer accumulators start at
+    /// `−128·Σ w`, so one `vpdpbusd` per group and column vector is all the integer work.
     ///
     /// # Safety
     /// As [`tile`], with `s.a8` holding the quantized rows.
