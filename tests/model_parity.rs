@@ -587,8 +587,29 @@ fn fast_forward_matches_candle_reference() {
                 ids.dims()
             );
         }
+        // A long sequence alone is split into chunks that both threads claim; in a batch of
+        // two, each sequence runs whole on one thread. Each row's arithmetic is the same
+        // either way, so the logits must be identical bit for bit.
+        let seq = ids(CHUNKS_OF_64 * 64 + 7);
+        let alone = model.forward(&row(seq.clone()), None).unwrap();
+        let pair = Tensor::new([seq.clone(), seq].concat().as_slice(), &Device::Cpu)
+            .unwrap()
+            .reshape((2, CHUNKS_OF_64 * 64 + 7))
+            .unwrap();
+        let batched = model.forward(&pair, None).unwrap();
+        for r in 0..2 {
+            assert_eq!(
+                alone.i(0).unwrap().to_vec2::<f32>().unwrap(),
+                batched.i(r).unwrap().to_vec2::<f32>().unwrap(),
+                "{name}: sequence alone vs row {r} of a batch"
+            );
+        }
     }
 }
+
+/// Chunks of the long sequence in `fast_forward_matches_candle_reference`'s thread check:
+/// enough for both threads to claim several.
+const CHUNKS_OF_64: usize = 6;
 
 /// `kompress model convert` stores each Q8_0 linear weight pre-packed for the integer kernel
 /// as well, and the forward then reads that packing in place from the mapping. It must give

@@ -17,16 +17,18 @@
 //!   rows at a time so the mapped file is never copied whole to the heap;
 //! - computes attention only over the keys each query's window reaches, with the band and
 //!   padding masks applied inside the softmax (no mask tensors): with AVX-512 by its own
-//!   kernel ([`attn512`]: keys transposed once per head, tiles of 4 queries × 32 keys), else
+//!   kernel ([`attn512`]: keys transposed once per layer, tiles of 4 queries × 32 keys), else
 //!   by gemm per block of [`QUERY_BLOCK`] queries;
 //! - evaluates `exp`, `erf` and `tanh` with branch-free polynomials ([`exp`], [`erf`]) that
 //!   the compiler vectorizes (AVX-512 or AVX2 + FMA when the CPU has them, chosen at run
 //!   time, SSE2 otherwise); their error (≤ 5e-7) is far inside the 1e-4 parity tolerance;
-//! - uses at most 2 threads, and one for inputs under 256 tokens: each thread owns a
-//!   contiguous half of the token rows for the whole stack of layers, and the threads meet
-//!   once per layer at a [`Barrier`] (which blocks rather than spins), after the layer's
-//!   Q/K/V rows are written and before any thread reads other threads' keys; a batch of
-//!   several sequences is split by whole sequences instead, with no barrier ([`run_batch`]).
+//! - uses at most 2 threads, and one for inputs under 256 tokens: the threads claim chunks
+//!   of [`CHUNK`] token rows from a shared counter, phase by phase, and meet once per layer
+//!   at a [`Barrier`] (which blocks rather than spins), after every row's Q/K/V of the layer
+//!   is written and before any thread reads other rows' keys; a batch of several sequences
+//!   is shared out by whole sequences instead, with no barrier ([`run_batch`]). Claiming
+//!   instead of owning a fixed half means a thread that a busy machine deschedules holds up
+//!   one chunk while the other thread takes the rest.
 //!
 //! Numerics follow the candle forward (and transformers' eager attention): scores are
 //! `(q·kᵀ) · scale`, masked keys get probability 0, LayerNorm is two-pass in `f32`, RoPE uses
@@ -34,6 +36,7 @@
 //! (F32, 1e-4) and against the candle forward (F32 to float rounding, Q8_0 to 1e-3).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 
 use candle_core::{DType, Result, Storage, Tensor};
@@ -78,6 +81,11 @@ const PANEL: usize = 64;
 /// Query rows per attention block: local layers compute `QUERY_BLOCK × (QUERY_BLOCK +
 /// window)` scores per block, of which each row needs `window + 1`.
 const QUERY_BLOCK: usize = 32;
+/// Rows per work item of a forward. The threads claim chunks of rows from a shared counter,
+/// phase by phase, instead of owning half of the rows each: a thread the machine deschedules
+/// then holds up at most one chunk, and the other thread takes the rest. A multiple of 16
+/// (a group of the transposed keys) and of the integer kernel's row tile.
+const CHUNK: usize = 64;
 /// Each thread gets at least this many tokens, so inputs under 256 tokens (the hook's usual
 /// ~100-token outputs among them) run on one thread. Measured on the shared 2-core machine
 /// (docs/bench.md): a 107-token input on 2 threads took the same wall time as on one and
@@ -275,6 +283,8 @@ impl Linear {
 /// Per-thread matmul buffers.
 #[derive(Default)]
 struct Scratch {
+    /// Attention scores of one block of queries.
+    scores: Vec<f32>,
     /// A dequantized Q8_0 panel (F32 kernel).
     panel: Vec<f32>,
     /// Quantized activations and a packed panel (integer kernel).
@@ -515,6 +525,9 @@ struct Buffers {
     /// them, used by alternate layers, so a thread may write the next layer's rows while
     /// another still reads this layer's keys.
     qkv: [Vec<f32>; 2],
+    /// Each head's keys transposed for the AVX-512 attention kernel
+    /// ([`attn512::transpose_keys`]), per layer parity like `qkv`; empty without the kernel.
+    keys_t: [Vec<f32>; 2],
     /// Attention output, `t × hidden`.
     attn: Vec<f32>,
     /// `Wi` output `[input | gate]`, `t × 2·inter`; the GeGLU product overwrites the first half.
@@ -523,8 +536,9 @@ struct Buffers {
     out: Vec<f32>,
 }
 
-/// A buffer shared between threads: each writes only its own rows, and reads other
-/// threads' rows only after a barrier that follows their writes.
+/// A buffer shared between threads: a thread writes only the rows of the chunks it claimed
+/// in the current phase, and reads rows other threads wrote only after the barrier that
+/// ends their phase.
 #[derive(Clone, Copy)]
 struct Shared {
     ptr: *mut f32,
@@ -579,9 +593,24 @@ struct Job<'a> {
     x: Shared,
     xn: Shared,
     qkv: [Shared; 2],
+    keys_t: [Shared; 2],
     attn: Shared,
     mlp: Shared,
     out: Shared,
+    /// Next unclaimed chunk of each phase: phase 0 is the embeddings and layer 0's Q/K/V,
+    /// phase `l + 1` layer `l`'s attention and MLP, then layer `l + 1`'s Q/K/V (or the head).
+    next: Vec<AtomicUsize>,
+    /// The first embedding lookup error (reported after the forward, see [`Encoder::work`]).
+    error: Mutex<Option<candle_core::Error>>,
+}
+
+impl Job<'_> {
+    /// Claims the next chunk of `phase`'s rows, if any is left.
+    fn claim(&self, phase: usize) -> Option<Range<usize>> {
+        let t = self.ids.len();
+        let c = self.next[phase].fetch_add(1, Ordering::Relaxed);
+        (c * CHUNK < t).then(|| c * CHUNK..((c + 1) * CHUNK).min(t))
+    }
 }
 
 impl Encoder {
@@ -640,6 +669,11 @@ impl Encoder {
         let t = ids.len();
         let (h, i) = (self.hidden, self.inter);
         let out_w = head.map_or(h, |hd| hd.classifier.out);
+        let keys_t = if self.fast_attention() {
+            attn512::keys_t_len(t, h)
+        } else {
+            0
+        };
         // A concurrent forward on the same encoder finds None and allocates its own set.
         let cached = self
             .buffers
@@ -650,17 +684,21 @@ impl Encoder {
             x: Vec::new(),
             xn: Vec::new(),
             qkv: [Vec::new(), Vec::new()],
+            keys_t: [Vec::new(), Vec::new()],
             attn: Vec::new(),
             mlp: Vec::new(),
             out: Vec::new(),
         });
         // Only growth is zeroed; the forward overwrites every element before reading it.
         let [q0, q1] = &mut b.qkv;
+        let [k0, k1] = &mut b.keys_t;
         for (v, n) in [
             (&mut b.x, t * h),
             (&mut b.xn, t * h),
             (q0, t * 3 * h),
             (q1, t * 3 * h),
+            (k0, keys_t),
+            (k1, keys_t),
             (&mut b.attn, t * h),
             (&mut b.mlp, t * 2 * i),
             (&mut b.out, if head.is_some() { t * out_w } else { 0 }),
@@ -669,6 +707,7 @@ impl Encoder {
         }
         let rope = self.rope(t);
         let [q0, q1] = &mut b.qkv;
+        let [k0, k1] = &mut b.keys_t;
         let job = Job {
             ids,
             valid,
@@ -677,31 +716,35 @@ impl Encoder {
             x: Shared::new(&mut b.x, h),
             xn: Shared::new(&mut b.xn, h),
             qkv: [Shared::new(q0, 3 * h), Shared::new(q1, 3 * h)],
+            keys_t: [Shared::new(k0, 1), Shared::new(k1, 1)],
             attn: Shared::new(&mut b.attn, h),
             mlp: Shared::new(&mut b.mlp, 2 * i),
             out: Shared::new(&mut b.out, out_w),
+            next: (0..=self.layers.len())
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            error: Mutex::new(None),
         };
         let threads = threads_for(t);
         if threads == 1 {
-            self.run_rows(&job, 0..t, None, (0, 1))?;
+            self.work(&job, None, (0, 1));
         } else {
             let barrier = Barrier::new(threads);
-            let per = t.div_ceil(threads);
             std::thread::scope(|s| {
                 let workers: Vec<_> = (1..threads)
                     .map(|k| {
-                        let rows = (k * per).min(t)..((k + 1) * per).min(t);
                         let (job, barrier) = (&job, &barrier);
-                        s.spawn(move || self.run_rows(job, rows, Some(barrier), (k, threads)))
+                        s.spawn(move || self.work(job, Some(barrier), (k, threads)))
                     })
                     .collect();
-                let mine = self.run_rows(&job, 0..per.min(t), Some(&barrier), (0, threads));
-                workers
-                    .into_iter()
-                    .map(|w| w.join().expect("forward thread panicked"))
-                    .chain([mine])
-                    .collect::<Result<Vec<()>>>()
-            })?;
+                self.work(&job, Some(&barrier), (0, threads));
+                for w in workers {
+                    w.join().expect("forward thread panicked");
+                }
+            });
+        }
+        if let Some(e) = job.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
         }
         let out = if head.is_some() {
             b.out.clone()
@@ -712,21 +755,25 @@ impl Encoder {
         Ok(out)
     }
 
-    /// The whole forward for the token rows `rows`, meeting the other threads at `barrier`
-    /// once per layer. Every thread must run the same number of barrier waits, so errors are
-    /// only possible before the first one (the embedding lookup).
+    /// Whether attention runs on the AVX-512 kernel (which reads transposed keys).
+    fn fast_attention(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return attn512::usable(self.head_dim);
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// One thread's share of the forward: in each phase it claims chunks of rows until none
+    /// is left, then meets the other threads at `barrier` (once per layer, after which every
+    /// row's keys and values of the layer are written). Every thread runs the same phases,
+    /// so an embedding lookup error is only recorded, and reported when the (then
+    /// meaningless) forward has finished.
     ///
     /// `(me, of)`: this thread's index and the thread count. In a process's first forward
     /// with 2 threads, each thread first repacks every other weight matrix for the integer
     /// kernel, so the one-time repacking (~10% of a ~100-token cold start's CPU) is split
     /// too instead of falling to whichever thread reaches a layer first.
-    fn run_rows(
-        &self,
-        job: &Job,
-        rows: Range<usize>,
-        barrier: Option<&Barrier>,
-        (me, of): (usize, usize),
-    ) -> Result<()> {
+    fn work(&self, job: &Job, barrier: Option<&Barrier>, (me, of): (usize, usize)) {
         if of > 1 {
             let linears = self
                 .layers
@@ -737,85 +784,118 @@ impl Encoder {
                 lin.prepack();
             }
         }
+        let mut scratch = Scratch::default();
+        while let Some(rows) = job.claim(0) {
+            if let Err(e) = self.embed_rows(job, rows.clone()) {
+                job.error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
+            self.qkv_rows(0, job, rows, &mut scratch);
+        }
+        for l in 0..self.layers.len() {
+            if let Some(b) = barrier {
+                b.wait();
+            }
+            while let Some(rows) = job.claim(l + 1) {
+                self.attend_mlp_rows(l, job, rows.clone(), &mut scratch);
+                if l + 1 < self.layers.len() {
+                    self.qkv_rows(l + 1, job, rows, &mut scratch);
+                } else {
+                    self.head_rows(job, rows, &mut scratch);
+                }
+            }
+        }
+    }
+
+    /// Embeddings and their norm for `rows`, into x.
+    fn embed_rows(&self, job: &Job, rows: Range<usize>) -> Result<()> {
+        let h = self.hidden;
+        // SAFETY (every `rows_mut` in these row functions): this thread claimed `rows` in
+        // the current phase, so no other thread touches these rows of x, xn, attn, mlp and
+        // out, nor of the qkv and keys_t buffers it writes (see `qkv_rows`).
+        let x = unsafe { job.x.rows_mut(rows.clone()) };
+        let xn = unsafe { job.xn.rows_mut(rows.clone()) };
+        let mut first_err = Ok(());
+        for (r, row) in rows.zip(xn.chunks_exact_mut(h)) {
+            if let Err(e) = self.emb.row(job.ids[r], row) {
+                first_err = first_err.and(Err(e));
+            }
+        }
+        self.embed_norm.rows(xn, x, h);
+        first_err
+    }
+
+    /// Layer `l`'s norm, Q/K/V projection and RoPE for `rows`, into qkv[l % 2], and the rows'
+    /// keys transposed into keys_t[l % 2] for the attention kernel.
+    fn qkv_rows(&self, l: usize, job: &Job, rows: Range<usize>, scratch: &mut Scratch) {
+        let (h, hd) = (self.hidden, self.head_dim);
+        let layer = &self.layers[l];
+        let m = rows.len();
+        // SAFETY: see `embed_rows`. The rows of qkv[l % 2] and keys_t[l % 2] written here were
+        // last read by any thread in layer l − 2's attention, which every thread finished
+        // before layer l − 1's barrier.
+        let x = unsafe { job.x.rows_mut(rows.clone()) };
+        let xn = unsafe { job.xn.rows_mut(rows.clone()) };
+        let qkv = unsafe { job.qkv[l % 2].rows_mut(rows.clone()) };
+        let input: &[f32] = match &layer.attn_norm {
+            Some(norm) => {
+                norm.rows(x, xn, h);
+                xn
+            }
+            None => x,
+        };
+        layer.wqkv.forward(input, h, m, qkv, 3 * h, false, scratch);
+        let (cos, sin) = match layer.kind {
+            AttentionKind::Global => &job.rope.global,
+            AttentionKind::Local => &job.rope.local,
+        };
+        let half = hd / 2;
+        for (r, row) in rows.clone().zip(qkv.chunks_exact_mut(3 * h)) {
+            let (c, s) = (
+                &cos[r * half..(r + 1) * half],
+                &sin[r * half..(r + 1) * half],
+            );
+            for v in row[..2 * h].chunks_exact_mut(hd) {
+                rotate_half(v, c, s);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.fast_attention() {
+            let t = job.ids.len();
+            // SAFETY: the groups of keys `rows` (whole groups of 16: chunks start at
+            // multiples of CHUNK) are this thread's, as above.
+            unsafe {
+                attn512::transpose_keys(qkv, rows.start, t, h, hd, job.keys_t[l % 2]);
+            }
+        }
+    }
+
+    /// Layer `l`'s attention for the queries `rows` (over every row's keys), its output
+    /// projection into the residual stream, and the MLP.
+    fn attend_mlp_rows(&self, l: usize, job: &Job, rows: Range<usize>, scratch: &mut Scratch) {
         let (h, hd, nh, inter) = (self.hidden, self.head_dim, self.heads, self.inter);
+        let layer = &self.layers[l];
         let t = job.ids.len();
         let m = rows.len();
-        let mut scratch = Scratch::default();
-        let mut scores = vec![0f32; QUERY_BLOCK * t];
-        let mut keys_t = Vec::new();
-        // SAFETY (every `rows_mut` below): this thread is the only one touching `rows` of
-        // x, xn, attn, mlp and out, and of the qkv buffer it writes in a layer (see below).
+        // SAFETY: see `embed_rows`; qkv[l % 2] and keys_t[l % 2] were written before this
+        // phase's barrier, and nobody writes them again until after the next one.
         let x = unsafe { job.x.rows_mut(rows.clone()) };
         let xn = unsafe { job.xn.rows_mut(rows.clone()) };
         let attn = unsafe { job.attn.rows_mut(rows.clone()) };
         let mlp = unsafe { job.mlp.rows_mut(rows.clone()) };
-
-        let mut first_err = None;
-        for (r, row) in rows.clone().zip(xn.chunks_exact_mut(h)) {
-            if let Err(e) = self.emb.row(job.ids[r], row) {
-                first_err.get_or_insert(e);
-            }
-        }
-        self.embed_norm.rows(xn, x, h);
-        // Other threads wait at barriers; a lookup error must not leave them hanging, so it
-        // is reported after the (then meaningless) forward finishes.
-
-        for (l, layer) in self.layers.iter().enumerate() {
-            let qkv_buf = job.qkv[l % 2];
-            // Phase 1 (own rows): norm, Q/K/V projection, RoPE on q and k.
-            {
-                // SAFETY: the rows of qkv[l % 2] this thread writes were last read by any
-                // thread in layer l − 2, and every thread has since passed layer l − 1's
-                // barrier, so those reads are over.
-                let qkv = unsafe { qkv_buf.rows_mut(rows.clone()) };
-                let input: &[f32] = match &layer.attn_norm {
-                    Some(norm) => {
-                        norm.rows(x, xn, h);
-                        xn
-                    }
-                    None => x,
-                };
-                layer
-                    .wqkv
-                    .forward(input, h, m, qkv, 3 * h, false, &mut scratch);
-                let (cos, sin) = match layer.kind {
-                    AttentionKind::Global => &job.rope.global,
-                    AttentionKind::Local => &job.rope.local,
-                };
-                let half = hd / 2;
-                for (r, row) in rows.clone().zip(qkv.chunks_exact_mut(3 * h)) {
-                    let (c, s) = (
-                        &cos[r * half..(r + 1) * half],
-                        &sin[r * half..(r + 1) * half],
-                    );
-                    for v in row[..2 * h].chunks_exact_mut(hd) {
-                        rotate_half(v, c, s);
-                    }
-                }
-            }
-            if let Some(b) = barrier {
-                b.wait();
-            }
-            // Phase 2 (own query rows): attention over every thread's keys.
-            // SAFETY: all writes to qkv[l % 2] for this layer happened before the barrier;
-            // nobody writes it again until after the next layer's barrier.
-            let qkv = unsafe { qkv_buf.all() };
-            let window = match layer.kind {
-                AttentionKind::Global => None,
-                AttentionKind::Local => Some(self.half_window),
-            };
+        let qkv = unsafe { job.qkv[l % 2].all() };
+        let window = match layer.kind {
+            AttentionKind::Global => None,
+            AttentionKind::Local => Some(self.half_window),
+        };
+        if self.fast_attention() {
             #[cfg(target_arch = "x86_64")]
-            let fast_attention = attn512::usable(hd);
-            #[cfg(not(target_arch = "x86_64"))]
-            let fast_attention = false;
-            if fast_attention {
-                // All own query rows at once: the kernel transposes each head's keys once.
-                let (k0, k1) = match window {
-                    None => (0, t),
-                    Some(w) => (rows.start.saturating_sub(w), (rows.end + w).min(t)),
-                };
+            {
+                // SAFETY: as above.
+                let keys_t = unsafe { job.keys_t[l % 2].all() };
                 for head in 0..nh {
-                    #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX-512 F is present and hd fits (checked by usable).
                     unsafe {
                         attn512::attend_block(
@@ -824,78 +904,82 @@ impl Encoder {
                             hd,
                             head,
                             rows.clone(),
-                            k0..k1,
+                            t,
                             window,
                             job.valid,
-                            &mut scores,
-                            &mut keys_t,
+                            keys_t,
+                            &mut scratch.scores,
                             attn,
                         )
                     };
                 }
-            } else {
-                for q0 in rows.clone().step_by(QUERY_BLOCK) {
-                    let q1 = (q0 + QUERY_BLOCK).min(rows.end);
-                    let (k0, k1) = match window {
-                        None => (0, t),
-                        Some(w) => (q0.saturating_sub(w), (q1 + w).min(t)),
-                    };
-                    for head in 0..nh {
-                        attend_block(
-                            qkv,
-                            h,
-                            hd,
-                            head,
-                            q0..q1,
-                            k0..k1,
-                            window,
-                            job.valid,
-                            &mut scores,
-                            &mut attn[(q0 - rows.start) * h..],
-                        );
-                    }
+            }
+        } else {
+            scratch.scores.resize(QUERY_BLOCK * t, 0.0);
+            for q0 in rows.clone().step_by(QUERY_BLOCK) {
+                let q1 = (q0 + QUERY_BLOCK).min(rows.end);
+                let (k0, k1) = match window {
+                    None => (0, t),
+                    Some(w) => (q0.saturating_sub(w), (q1 + w).min(t)),
+                };
+                for head in 0..nh {
+                    attend_block(
+                        qkv,
+                        h,
+                        hd,
+                        head,
+                        q0..q1,
+                        k0..k1,
+                        window,
+                        job.valid,
+                        &mut scratch.scores,
+                        &mut attn[(q0 - rows.start) * h..],
+                    );
                 }
             }
-            // Output projection, accumulated into the residual stream.
-            layer.wo.forward(attn, h, m, x, h, true, &mut scratch);
-            // MLP: x += Wo(act(input) · gate), (input, gate) = Wi(mlp_norm(x)).
-            layer.mlp_norm.rows(x, xn, h);
-            layer
-                .wi
-                .forward(xn, h, m, mlp, 2 * inter, false, &mut scratch);
-            for row in mlp.chunks_exact_mut(2 * inter) {
-                let (input, gate) = row.split_at_mut(inter);
-                activate(self.act, input);
-                input.iter_mut().zip(gate.iter()).for_each(|(a, g)| *a *= g);
-            }
-            layer
-                .mlp_wo
-                .forward(mlp, 2 * inter, m, x, h, true, &mut scratch);
         }
+        // Output projection, accumulated into the residual stream.
+        layer.wo.forward(attn, h, m, x, h, true, scratch);
+        // MLP: x += Wo(act(input) · gate), (input, gate) = Wi(mlp_norm(x)).
+        layer.mlp_norm.rows(x, xn, h);
+        layer.wi.forward(xn, h, m, mlp, 2 * inter, false, scratch);
+        for row in mlp.chunks_exact_mut(2 * inter) {
+            let (input, gate) = row.split_at_mut(inter);
+            activate(self.act, input);
+            input.iter_mut().zip(gate.iter()).for_each(|(a, g)| *a *= g);
+        }
+        layer.mlp_wo.forward(mlp, 2 * inter, m, x, h, true, scratch);
+    }
+
+    /// The final norm for `rows` into xn, and the head (if any) into out.
+    fn head_rows(&self, job: &Job, rows: Range<usize>, scratch: &mut Scratch) {
+        let h = self.hidden;
+        let m = rows.len();
+        // SAFETY: see `embed_rows`.
+        let x = unsafe { job.x.rows_mut(rows.clone()) };
+        let xn = unsafe { job.xn.rows_mut(rows.clone()) };
+        let attn = unsafe { job.attn.rows_mut(rows.clone()) };
+        let mlp = unsafe { job.mlp.rows_mut(rows.clone()) };
         self.final_norm.rows(x, xn, h);
-        if let Some(head) = job.head {
-            // dense → act → norm → classifier, per row; attn and mlp are free as scratch.
-            head.dense.forward(xn, h, m, attn, h, false, &mut scratch);
-            activate(head.act, attn);
-            // The MLP buffer (m × 2·inter) is free now; it holds m × h unless inter < h / 2.
-            let mut own = Vec::new();
-            let normed = if mlp.len() >= m * h {
-                &mut mlp[..m * h]
-            } else {
-                own.resize(m * h, 0.0);
-                &mut own[..]
-            };
-            head.norm.rows(attn, normed, h);
-            let out_w = head.classifier.out;
-            // SAFETY: own rows only.
-            let out = unsafe { job.out.rows_mut(rows.clone()) };
-            head.classifier
-                .forward(normed, h, m, out, out_w, false, &mut scratch);
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        let Some(head) = job.head else {
+            return;
+        };
+        // dense → act → norm → classifier, per row; attn and mlp are free as scratch.
+        head.dense.forward(xn, h, m, attn, h, false, scratch);
+        activate(head.act, attn);
+        // The MLP buffer (m × 2·inter) is free now; it holds m × h unless inter < h / 2.
+        let mut own = Vec::new();
+        let normed = if mlp.len() >= m * h {
+            &mut mlp[..m * h]
+        } else {
+            own.resize(m * h, 0.0);
+            &mut own[..]
+        };
+        head.norm.rows(attn, normed, h);
+        let out_w = head.classifier.out;
+        let out = unsafe { job.out.rows_mut(rows) };
+        head.classifier
+            .forward(normed, h, m, out, out_w, false, scratch);
     }
 }
 
@@ -1187,29 +1271,34 @@ pub(crate) fn run_batch(
         }
         None => None,
     };
-    let run = |rows: Range<usize>| -> Vec<Result<Vec<f32>>> {
-        rows.map(|row| {
-            let valid = masks
-                .as_ref()
-                .map(|m| m[row].as_slice())
-                .filter(|v| !v.iter().all(|&ok| ok));
-            f(&ids[row], valid)
-        })
-        .collect()
+    // Each thread takes the next sequence not yet taken (not a fixed half of them), so a
+    // thread the machine deschedules holds up one sequence, not half the batch.
+    let next = AtomicUsize::new(0);
+    let run = || -> Vec<(usize, Result<Vec<f32>>)> {
+        std::iter::from_fn(|| Some(next.fetch_add(1, Ordering::Relaxed)))
+            .take_while(|&row| row < b)
+            .map(|row| {
+                let valid = masks
+                    .as_ref()
+                    .map(|m| m[row].as_slice())
+                    .filter(|v| !v.iter().all(|&ok| ok));
+                (row, f(&ids[row], valid))
+            })
+            .collect()
     };
-    let outs = if b >= 2 && threads_for(t) >= 2 {
-        let half = b.div_ceil(2);
+    let mut outs = if b >= 2 && threads_for(t) >= 2 {
         std::thread::scope(|s| {
-            let other = s.spawn(|| one_thread(|| run(half..b)));
-            let mut outs = one_thread(|| run(0..half));
+            let other = s.spawn(|| one_thread(run));
+            let mut outs = one_thread(run);
             outs.extend(other.join().expect("forward thread panicked"));
             outs
         })
     } else {
-        run(0..b)
+        run()
     };
+    outs.sort_by_key(|(row, _)| *row);
     let mut out = Vec::with_capacity(b * t * width);
-    for o in outs {
+    for (_, o) in outs {
         out.extend(o?);
     }
     Tensor::from_vec(out, (b, t, width), input_ids.device())
@@ -1303,7 +1392,24 @@ mod tests {
                 };
                 let mut fast = vec![0f32; q.len() * h];
                 let mut slow = vec![0f32; q.len() * h];
-                let (mut scores, mut keys_t) = (Vec::new(), Vec::new());
+                // Stale values where no key is: the kernel must not read them.
+                let mut keys_t = vec![f32::NAN; attn512::keys_t_len(t, h)];
+                let shared = Shared::new(&mut keys_t, 1);
+                // In two calls, as two chunks of a forward write them.
+                for rows in [0..64, 64..t] {
+                    // SAFETY: keys_t is sized for t; one thread.
+                    unsafe {
+                        attn512::transpose_keys(
+                            &qkv[rows.start * 3 * h..rows.end * 3 * h],
+                            rows.start,
+                            t,
+                            h,
+                            hd,
+                            shared,
+                        )
+                    };
+                }
+                let mut scores = Vec::new();
                 for head in 0..heads {
                     // SAFETY: usable(hd) checked above.
                     unsafe {
@@ -1313,11 +1419,11 @@ mod tests {
                             hd,
                             head,
                             q.clone(),
-                            k.clone(),
+                            t,
                             window,
                             Some(&valid),
+                            &keys_t,
                             &mut scores,
-                            &mut keys_t,
                             &mut fast,
                         )
                     };
@@ -1415,7 +1521,47 @@ mod attn512 {
             })
     }
 
-    /// See [`super::attend_block`]; `keys_t` is scratch for the block's keys transposed.
+    /// Floats of the transposed keys of a `t`-token sequence with `h` = heads × head size:
+    /// per head, `t / 16` groups (rounded up) and one of padding, each `head_dim × 16`.
+    pub(super) fn keys_t_len(t: usize, h: usize) -> usize {
+        (t.div_ceil(16) + 1) * 16 * h
+    }
+
+    /// Writes the keys of rows `r0..` (`qkv` holds those rows, `[q | k | v]` each) into the
+    /// transposed layout the kernel reads: for head `hh` of a `t`-token sequence, groups of
+    /// 16 keys, `keys_t[((hh · g + j / 16) · hd + d) · 16 + j % 16] = K[j][hh · hd + d]` with
+    /// `g` groups per head (see [`keys_t_len`]). Transposed once per layer, not once per
+    /// block of queries that reads them.
+    ///
+    /// # Safety
+    /// `keys_t` holds [`keys_t_len`]`(t, h)` floats, and no other thread accesses the groups
+    /// of these rows while this runs (`r0` a multiple of 16, the rows whole groups or the
+    /// last ones).
+    pub(super) unsafe fn transpose_keys(
+        qkv: &[f32],
+        r0: usize,
+        t: usize,
+        h: usize,
+        hd: usize,
+        keys_t: super::Shared,
+    ) {
+        let g = t.div_ceil(16) + 1;
+        assert!(r0.is_multiple_of(16) && r0 + qkv.len() / (3 * h) <= t);
+        assert!(keys_t.len >= keys_t_len(t, h));
+        for (i, row) in qkv.chunks_exact(3 * h).enumerate() {
+            let j = r0 + i;
+            for (head, key) in row[h..2 * h].chunks_exact(hd).enumerate() {
+                let base = ((head * g + j / 16) * hd) * 16 + j % 16;
+                for (d, v) in key.iter().enumerate() {
+                    // SAFETY: base + d · 16 < keys_t_len (asserted); exclusive by contract.
+                    unsafe { *keys_t.ptr.add(base + d * 16) = *v };
+                }
+            }
+        }
+    }
+
+    /// See [`super::attend_block`], for the queries `q` against all `t` keys (restricted to
+    /// each query's window); `keys_t` holds every head's keys from [`transpose_keys`].
     ///
     /// # Safety
     /// `usable(hd)` (AVX-512 F/BW/VL present).
@@ -1427,31 +1573,21 @@ mod attn512 {
         hd: usize,
         head: usize,
         q: Range<usize>,
-        k: Range<usize>,
+        t: usize,
         half_window: Option<usize>,
         valid: Option<&[bool]>,
+        keys_t: &[f32],
         scores: &mut Vec<f32>,
-        keys_t: &mut Vec<f32>,
         out: &mut [f32],
     ) {
         let stride = 3 * h;
-        let nk = k.len();
-        // Room for a 32-key tile starting at any multiple of 16 below nk.
-        let width = nk.div_ceil(16) * 16 + KEYS;
-        let groups = width / 16;
-        assert!(qkv.len() >= (q.end.max(k.end)) * stride);
+        // Room for a 32-key tile starting at any multiple of 16 below t.
+        let width = t.div_ceil(16) * 16 + KEYS;
+        let g = t.div_ceil(16) + 1;
+        assert!(qkv.len() >= t.max(q.end) * stride);
         assert!(out.len() >= (q.len() - 1) * h + (head + 1) * hd);
-        // Kᵀ for this head in groups of 16 keys, so a tile reads contiguous memory:
-        // keys_t[(j / 16 · hd + d) · 16 + j % 16] = K[k.start + j][d], zero past nk.
-        keys_t.clear();
-        keys_t.resize(groups * hd * 16, 0.0);
-        for j in 0..nk {
-            let key = &qkv[(k.start + j) * stride + h + head * hd..][..hd];
-            let group = &mut keys_t[(j / 16) * hd * 16..(j / 16 + 1) * hd * 16];
-            for (d, v) in key.iter().enumerate() {
-                group[d * 16 + j % 16] = *v;
-            }
-        }
+        assert!(keys_t.len() >= keys_t_len(t, h) && valid.is_none_or(|v| v.len() >= t));
+        let keys_t = &keys_t[head * g * hd * 16..(head + 1) * g * hd * 16];
         scores.resize(R * width, 0.0);
         let ctx = Ctx {
             qkv,
@@ -1459,7 +1595,7 @@ mod attn512 {
             hd,
             head,
             q: q.clone(),
-            k,
+            k: 0..t,
             half_window,
             valid,
             width,
@@ -1566,16 +1702,18 @@ mod attn512 {
                 j += KEYS;
             }
         }
-        // Softmax per query over its own window; zeros elsewhere in lo..hi.
-        for r in 0..N {
+        // Softmax per query over its own window, zeros elsewhere in lo..hi; left
+        // unnormalized, its factor applied to the output instead (one pass less per row).
+        let mut inv = [0f32; N];
+        for (r, inv) in inv.iter_mut().enumerate() {
             let (wlo, whi) = ctx.window(q0 + r);
             let row = &mut scores[r * width..(r + 1) * width];
             row[lo..wlo].fill(0.0);
             row[whi..hi].fill(0.0);
             let k0 = ctx.k.start;
             // SAFETY: AVX-512 F/BW/VL present (the caller's contract).
-            unsafe {
-                softmax_masked(
+            *inv = unsafe {
+                exp_masked(
                     &mut row[wlo..whi],
                     ctx.valid.map(|v| &v[k0 + wlo..k0 + whi]),
                 )
@@ -1601,8 +1739,9 @@ mod attn512 {
             }
             for (r, acc) in acc.iter().enumerate() {
                 let dst = out.as_mut_ptr().add((q0 - ctx.q.start + r) * h + head * hd);
+                let inv = _mm512_set1_ps(inv[r]);
                 for (c, a) in acc.iter().enumerate() {
-                    _mm512_storeu_ps(dst.add(c * 16), *a);
+                    _mm512_storeu_ps(dst.add(c * 16), _mm512_mul_ps(*a, inv));
                 }
             }
         }
@@ -1680,13 +1819,15 @@ mod attn512 {
         }
     }
 
-    /// [`super::softmax_masked`] in 16-lane steps: masked keys (and a fully masked row's
-    /// uniform fallback) as there; three passes over the row without leaving the kernel.
+    /// The numerators of [`super::softmax_masked`] in 16-lane steps: `row` becomes
+    /// `exp(x − max)` over the keys it keeps (masked keys 0; a fully masked row all 1, the
+    /// uniform fallback), and the factor that normalizes it is returned. Two passes over the
+    /// row.
     ///
     /// # Safety
     /// AVX-512 F/BW/VL present; `valid`, when given, is as long as `row`.
     #[inline(always)]
-    unsafe fn softmax_masked(row: &mut [f32], valid: Option<&[bool]>) {
+    unsafe fn exp_masked(row: &mut [f32], valid: Option<&[bool]>) -> f32 {
         let n = row.len();
         let ptr = row.as_mut_ptr();
         unsafe {
@@ -1700,8 +1841,8 @@ mod attn512 {
             }
             let max = _mm512_reduce_max_ps(vmax);
             if max == f32::NEG_INFINITY {
-                row.fill(1.0 / n as f32);
-                return;
+                row.fill(1.0);
+                return 1.0 / n as f32;
             }
             let shift = _mm512_set1_ps(max);
             let mut sum = _mm512_setzero_ps();
@@ -1712,15 +1853,7 @@ mod attn512 {
                 sum = _mm512_add_ps(sum, e);
                 _mm512_mask_storeu_ps(ptr.add(c), lanes(n - c), e);
             }
-            let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
-            for c in (0..n).step_by(16) {
-                let m = lanes(n - c);
-                _mm512_mask_storeu_ps(
-                    ptr.add(c),
-                    m,
-                    _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ptr.add(c)), inv),
-                );
-            }
+            1.0 / _mm512_reduce_add_ps(sum)
         }
     }
 }
