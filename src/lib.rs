@@ -13,6 +13,7 @@
 //! `stats` records what each call did (`kompress stats`), `session` remembers outputs
 //! within a Claude Code session.
 
+pub mod charclass;
 pub mod cli;
 pub mod clock;
 pub mod config;
