@@ -587,9 +587,11 @@ fn fast_forward_matches_candle_reference() {
                 ids.dims()
             );
         }
-        // A long sequence alone is split into chunks that both threads claim; in a batch of
-        // two, each sequence runs whole on one thread. Each row's arithmetic is the same
-        // either way, so the logits must be identical bit for bit.
+        // A long sequence alone is split into chunks of 64 rows that both threads claim; in
+        // a batch of two, each sequence runs whole on one thread, as one chunk. Rows are
+        // computed independently either way, so only float rounding may differ (products
+        // through the gemm crate, as the head's, sum in another order for another number of
+        // rows); a race or a stale row would show as an error of the logits' own size.
         let seq = ids(CHUNKS_OF_64 * 64 + 7);
         let alone = model.forward(&row(seq.clone()), None).unwrap();
         let pair = Tensor::new([seq.clone(), seq].concat().as_slice(), &Device::Cpu)
@@ -598,10 +600,18 @@ fn fast_forward_matches_candle_reference() {
             .unwrap();
         let batched = model.forward(&pair, None).unwrap();
         for r in 0..2 {
-            assert_eq!(
-                alone.i(0).unwrap().to_vec2::<f32>().unwrap(),
-                batched.i(r).unwrap().to_vec2::<f32>().unwrap(),
-                "{name}: sequence alone vs row {r} of a batch"
+            let worst = (alone.i(0).unwrap() - batched.i(r).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            eprintln!("{name}: sequence alone vs row {r} of a batch: max |Δ| = {worst:.3e}");
+            assert!(
+                worst <= 1e-5,
+                "{name}: sequence alone vs row {r} of a batch: {worst}"
             );
         }
     }

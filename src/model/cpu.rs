@@ -597,6 +597,11 @@ struct Job<'a> {
     attn: Shared,
     mlp: Shared,
     out: Shared,
+    /// How many of the qkv and keys_t buffers are in use: layer `l` uses set `l % sets`.
+    sets: usize,
+    /// Rows per chunk: [`CHUNK`], or all of them on one thread (smaller pieces would only
+    /// stream each weight matrix through the cache once more per chunk).
+    chunk: usize,
     /// Next unclaimed chunk of each phase: phase 0 is the embeddings and layer 0's Q/K/V,
     /// phase `l + 1` layer `l`'s attention and MLP, then layer `l + 1`'s Q/K/V (or the head).
     next: Vec<AtomicUsize>,
@@ -609,7 +614,7 @@ impl Job<'_> {
     fn claim(&self, phase: usize) -> Option<Range<usize>> {
         let t = self.ids.len();
         let c = self.next[phase].fetch_add(1, Ordering::Relaxed);
-        (c * CHUNK < t).then(|| c * CHUNK..((c + 1) * CHUNK).min(t))
+        (c * self.chunk < t).then(|| c * self.chunk..((c + 1) * self.chunk).min(t))
     }
 }
 
@@ -689,6 +694,10 @@ impl Encoder {
             mlp: Vec::new(),
             out: Vec::new(),
         });
+        // Two sets of Q/K/V buffers with 2 threads (see `Buffers::qkv`); one thread runs each
+        // phase whole, one chunk of all rows, so one set is enough.
+        let threads = threads_for(t);
+        let sets = threads.min(2);
         // Only growth is zeroed; the forward overwrites every element before reading it.
         let [q0, q1] = &mut b.qkv;
         let [k0, k1] = &mut b.keys_t;
@@ -696,9 +705,9 @@ impl Encoder {
             (&mut b.x, t * h),
             (&mut b.xn, t * h),
             (q0, t * 3 * h),
-            (q1, t * 3 * h),
+            (q1, if sets == 2 { t * 3 * h } else { 0 }),
             (k0, keys_t),
-            (k1, keys_t),
+            (k1, if sets == 2 { keys_t } else { 0 }),
             (&mut b.attn, t * h),
             (&mut b.mlp, t * 2 * i),
             (&mut b.out, if head.is_some() { t * out_w } else { 0 }),
@@ -724,8 +733,9 @@ impl Encoder {
                 .map(|_| AtomicUsize::new(0))
                 .collect(),
             error: Mutex::new(None),
+            chunk: if threads == 1 { t.max(1) } else { CHUNK },
+            sets,
         };
-        let threads = threads_for(t);
         if threads == 1 {
             self.work(&job, None, (0, 1));
         } else {
@@ -827,18 +837,19 @@ impl Encoder {
         first_err
     }
 
-    /// Layer `l`'s norm, Q/K/V projection and RoPE for `rows`, into qkv[l % 2], and the rows'
-    /// keys transposed into keys_t[l % 2] for the attention kernel.
+    /// Layer `l`'s norm, Q/K/V projection and RoPE for `rows`, into its qkv set, and the rows'
+    /// keys transposed into its keys_t set for the attention kernel.
     fn qkv_rows(&self, l: usize, job: &Job, rows: Range<usize>, scratch: &mut Scratch) {
         let (h, hd) = (self.hidden, self.head_dim);
         let layer = &self.layers[l];
         let m = rows.len();
-        // SAFETY: see `embed_rows`. The rows of qkv[l % 2] and keys_t[l % 2] written here were
+        // SAFETY: see `embed_rows`. With 2 sets, the rows of layer l's set written here were
         // last read by any thread in layer l − 2's attention, which every thread finished
-        // before layer l − 1's barrier.
+        // before layer l − 1's barrier; with one set (one thread, one chunk), layer l − 1's
+        // attention over all rows has finished.
         let x = unsafe { job.x.rows_mut(rows.clone()) };
         let xn = unsafe { job.xn.rows_mut(rows.clone()) };
-        let qkv = unsafe { job.qkv[l % 2].rows_mut(rows.clone()) };
+        let qkv = unsafe { job.qkv[l % job.sets].rows_mut(rows.clone()) };
         let input: &[f32] = match &layer.attn_norm {
             Some(norm) => {
                 norm.rows(x, xn, h);
@@ -865,9 +876,9 @@ impl Encoder {
         if self.fast_attention() {
             let t = job.ids.len();
             // SAFETY: the groups of keys `rows` (whole groups of 16: chunks start at
-            // multiples of CHUNK) are this thread's, as above.
+            // multiples of CHUNK, or at 0) are this thread's, as above.
             unsafe {
-                attn512::transpose_keys(qkv, rows.start, t, h, hd, job.keys_t[l % 2]);
+                attn512::transpose_keys(qkv, rows.start, t, h, hd, job.keys_t[l % job.sets]);
             }
         }
     }
@@ -879,13 +890,13 @@ impl Encoder {
         let layer = &self.layers[l];
         let t = job.ids.len();
         let m = rows.len();
-        // SAFETY: see `embed_rows`; qkv[l % 2] and keys_t[l % 2] were written before this
+        // SAFETY: see `embed_rows`; layer l's qkv and keys_t set was written before this
         // phase's barrier, and nobody writes them again until after the next one.
         let x = unsafe { job.x.rows_mut(rows.clone()) };
         let xn = unsafe { job.xn.rows_mut(rows.clone()) };
         let attn = unsafe { job.attn.rows_mut(rows.clone()) };
         let mlp = unsafe { job.mlp.rows_mut(rows.clone()) };
-        let qkv = unsafe { job.qkv[l % 2].all() };
+        let qkv = unsafe { job.qkv[l % job.sets].all() };
         let window = match layer.kind {
             AttentionKind::Global => None,
             AttentionKind::Local => Some(self.half_window),
@@ -894,7 +905,7 @@ impl Encoder {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: as above.
-                let keys_t = unsafe { job.keys_t[l % 2].all() };
+                let keys_t = unsafe { job.keys_t[l % job.sets].all() };
                 for head in 0..nh {
                     // SAFETY: AVX-512 F is present and hd fits (checked by usable).
                     unsafe {
