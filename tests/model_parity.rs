@@ -54,6 +54,16 @@ fn max_abs_diff(actual: &Tensor, expected: &Value) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// The largest |value| of a tensor.
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn input_ids(exp: &Value) -> Tensor {
     let ids: Vec<u32> = exp["input_ids"]
         .as_array()
@@ -111,14 +121,7 @@ fn check_token_cls(name: &str) {
     // An explicit all-ones mask must not change anything.
     let ones = ids.ones_like().unwrap();
     let masked = model.forward(&ids, Some(&ones)).unwrap();
-    let d = (masked - &logits)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = max_abs(&(masked - &logits).unwrap());
     assert!(d <= 1e-6, "{name}: all-ones mask changed logits by {d}");
 }
 
@@ -193,14 +196,7 @@ fn right_padding_is_ignored() {
     let out = model.forward(&batch, Some(&masks)).unwrap();
     for row in 0..2 {
         let real = out.i((row, 0..n)).unwrap();
-        let d = (real - plain.i(0).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs(&(real - plain.i(0).unwrap()).unwrap());
         assert!(d <= 1e-5, "row {row}: padding changed logits by {d}");
     }
 }
@@ -547,13 +543,7 @@ fn fast_forward_matches_candle_reference() {
             let fast = model.forward(ids, mask.as_ref()).unwrap();
             let reference = model.forward_reference(ids, mask.as_ref()).unwrap();
             let (b, t, _) = fast.dims3().unwrap();
-            let scale = reference
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let scale = max_abs(&reference);
             let mut worst = 0f32;
             for r in 0..b {
                 // Padded positions' outputs are unspecified; compare the real ones.
@@ -567,14 +557,9 @@ fn fast_forward_matches_candle_reference() {
                         .unwrap() as usize,
                     None => t,
                 };
-                let d = (fast.i((r, 0..n)).unwrap() - reference.i((r, 0..n)).unwrap())
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let d = max_abs(
+                    &(fast.i((r, 0..n)).unwrap() - reference.i((r, 0..n)).unwrap()).unwrap(),
+                );
                 worst = worst.max(d);
             }
             eprintln!(
@@ -600,14 +585,7 @@ fn fast_forward_matches_candle_reference() {
             .unwrap();
         let batched = model.forward(&pair, None).unwrap();
         for r in 0..2 {
-            let worst = (alone.i(0).unwrap() - batched.i(r).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let worst = max_abs(&(alone.i(0).unwrap() - batched.i(r).unwrap()).unwrap());
             eprintln!("{name}: sequence alone vs row {r} of a batch: max |Δ| = {worst:.3e}");
             assert!(
                 worst <= 1e-5,
