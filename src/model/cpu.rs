@@ -521,12 +521,12 @@ struct Buffers {
     x: Vec<f32>,
     /// Normed rows (and, at the end, the final hidden states), `t × hidden`.
     xn: Vec<f32>,
-    /// Q, K, V per row (`[q | k | v]`, heads contiguous inside each), `t × 3·hidden`; two of
-    /// them, used by alternate layers, so a thread may write the next layer's rows while
-    /// another still reads this layer's keys.
+    /// Q, K, V per row (`[q | k | v]`, heads contiguous inside each), `t × 3·hidden`. With 2
+    /// threads, two sets used by alternate layers, so a thread may write the next layer's
+    /// rows while another still reads this layer's keys; one thread uses only the first.
     qkv: [Vec<f32>; 2],
     /// Each head's keys transposed for the AVX-512 attention kernel
-    /// ([`attn512::transpose_keys`]), per layer parity like `qkv`; empty without the kernel.
+    /// ([`attn512::transpose_keys`]), in sets like `qkv`; empty without the kernel.
     keys_t: [Vec<f32>; 2],
     /// Attention output, `t × hidden`.
     attn: Vec<f32>,
@@ -890,8 +890,9 @@ impl Encoder {
         let layer = &self.layers[l];
         let t = job.ids.len();
         let m = rows.len();
-        // SAFETY: see `embed_rows`; layer l's qkv and keys_t set was written before this
-        // phase's barrier, and nobody writes them again until after the next one.
+        // SAFETY: see `embed_rows`; layer l's qkv and keys_t set was written in the previous
+        // phase (before this phase's barrier, with 2 threads), and nobody writes it again
+        // until the phase after this one.
         let x = unsafe { job.x.rows_mut(rows.clone()) };
         let xn = unsafe { job.xn.rows_mut(rows.clone()) };
         let attn = unsafe { job.attn.rows_mut(rows.clone()) };
