@@ -201,22 +201,26 @@ fn head(text: &str) -> &str {
     }
 }
 
+// The content regexes below use ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`) and
+// scope `(?i)` to their keywords: the Unicode `\w`, `\d` and `\s`, and case folding over a
+// whole pattern, made compiling them several ms of every hook that detects a domain, for
+// signals (stack frames, test names, log prefixes) that are ASCII in practice.
 static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
         r"Traceback \(most recent call last\):",
-        r"|error\[E\d{4}\]",
+        r"|error\[E[0-9]{4}\]",
         r"|thread '.*' panicked at ",
         r"|Exception in thread ",
-        r"|\s+at [\w$.<>]+\([\w$.]+\.(?:java|kt|scala):\d+\)",
-        r"|\w*(?:Error|Exception): .*\n\s+at ",
+        r"|[[:space:]]+at [[:word:]$.<>]+\([[:word:]$.]+\.(?:java|kt|scala):[0-9]+\)",
+        r"|[[:word:]]*(?:Error|Exception): .*\n[[:space:]]+at ",
         r")"
     ))
     .expect("valid regex")
 });
 
 static RUSTC_ERROR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^error(?:\[E\d+\])?: .*\n\s*--> \S+:\d+|^error: could not compile")
+    Regex::new(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
         .expect("valid regex")
 });
 
@@ -224,20 +228,20 @@ static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?m)^(?:",
         r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
-        r"|running \d+ tests?$",
+        r"|running [0-9]+ tests?$",
         r"|test result: (?:ok|FAILED)\.",
-        r"|Ran \d+ tests? in ",
+        r"|Ran [0-9]+ tests? in ",
         r"|--- (?:FAIL|PASS): ",
-        r"|(?:ok|FAIL)\s+\S+\s+[\d.]+s$",
-        r"|Tests?:\s+\d+ (?:passed|failed)",
-        r"|test_\w+ \([\w.]+\) \.\.\. ",
+        r"|(?:ok|FAIL)[[:space:]]+\S+[[:space:]]+[0-9.]+s$",
+        r"|Tests?:[[:space:]]+[0-9]+ (?:passed|failed)",
+        r"|test_[[:word:]]+ \([[:word:].]+\) \.\.\. ",
         r")"
     ))
     .expect("valid regex")
 });
 
 static DIFF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@)")
+    Regex::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
         .expect("valid regex")
 });
 
@@ -372,7 +376,7 @@ fn looks_like_json(text: &str) -> bool {
 
 static SEARCH_LINE: LazyLock<Regex> =
     // The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
-    LazyLock::new(|| Regex::new(r"^[^\s:\[]*[./][^\s:]*:\d+[:-]").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^[^\s:\[]*[./][^\s:]*:[0-9]+[:-]").expect("valid regex"));
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
@@ -383,8 +387,8 @@ fn looks_like_search(head: &str) -> bool {
 
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?i)^(?:\S*\s*)?(?:\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\[?(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)\b",
-        r"|\s*(?:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
+        r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
+        r"|[[:space:]]*(?i:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
     ))
     .expect("valid regex")
 });
