@@ -606,7 +606,7 @@ const CHUNKS_OF_64: usize = 6;
 /// leaving every weight's bytes as they were.
 #[test]
 fn prepacked_weights_score_like_runtime_packing() {
-    use kompress::model::gguf::{self, GgufFile, TensorType, WriteTensor};
+    use kompress::model::gguf::{self, GgufFile, TensorType};
     use kompress::model::qmatmul::{LAYOUT, LAYOUT_KEY, Packed};
     use kompress::model::weights::Weights;
     let cfg_json = random_config(64, 96, 500);
@@ -642,17 +642,7 @@ fn prepacked_weights_score_like_runtime_packing() {
     )
     .unwrap();
     let old_path = old_dir.path().join(kompress::model::GGUF_FILE);
-    let plain: Vec<WriteTensor> = file
-        .tensors
-        .iter()
-        .filter(|(n, _)| !Packed::is_packed_tensor(n))
-        .map(|(n, t)| WriteTensor {
-            name: n.clone(),
-            shape: t.shape.clone(),
-            dtype: t.dtype,
-            data: file.data(t).to_vec(),
-        })
-        .collect();
+    let plain = kompress::model::convert::read_gguf_tensors(&packed_path).unwrap();
     let cfg_text = std::fs::read_to_string(hf.path().join("config.json")).unwrap();
     gguf::write(
         &old_path,

@@ -114,8 +114,8 @@ pub fn write_gguf(path: &Path, cfg_json: &str, mut tensors: Vec<WriteTensor>) ->
 }
 
 /// The tensors of an existing kompress GGUF file, bytes unchanged, without any pre-packed
-/// ones (they are derived again).
-fn read_gguf_tensors(path: &Path) -> Result<Vec<WriteTensor>> {
+/// ones (they are derived again): what an older convert wrote.
+pub fn read_gguf_tensors(path: &Path) -> Result<Vec<WriteTensor>> {
     let file = GgufFile::open(path)?;
     Ok(file
         .tensors

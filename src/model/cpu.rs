@@ -280,7 +280,7 @@ impl Linear {
     }
 }
 
-/// Per-thread matmul buffers.
+/// Per-thread buffers: attention scores and matmul scratch.
 #[derive(Default)]
 struct Scratch {
     /// Attention scores of one block of queries.
