@@ -32,6 +32,10 @@ pub struct Request<'a> {
     pub max_output_chars: Option<usize>,
     /// Where the full original can be read back, named in elision markers.
     pub full_output: Option<&'a str>,
+    /// What the agent said it wants from this output: its words before the tool call
+    /// (from the session transcript, or `--intent` / `KOMPRESS_INTENT`). `None` when
+    /// unknown; the line pass then decides from the output and the command alone.
+    pub intent: Option<&'a str>,
     /// Let the model pass drop protected words too. Only for measuring what protection
     /// saves (the heretic set's `override_delta`); nothing that emits output sets it.
     pub unprotected: bool,
