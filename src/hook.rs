@@ -291,6 +291,7 @@ impl Job<'_> {
             domain,
             max_output_chars: Some(self.config.max_output_chars.saturating_sub(room)),
             full_output,
+            intent: None,
             unprotected: false,
         };
         match pipeline::compress(&request, self.config, self.scorer, self.deadline) {
