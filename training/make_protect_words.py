@@ -7,6 +7,7 @@ The list is deterministic: hand-picked tricky cases, then every distinct non-ASC
 the dev corpus (capped), then distinct corpus words picked by the smallest SHA-256 of the word.
 """
 
+import argparse
 import gzip
 import hashlib
 import json
@@ -37,10 +38,13 @@ AB Ab aB ABc aBc AbC Abc A_ A_B _A a_ ÉX éX xÉ Éé café café_x naïve ñ_ 
 
 
 def main() -> None:
-    out = ROOT / "tests" / "fixtures" / "protect" / "words.txt"
-    corpus = ROOT.parent / "shared" / "corpus" / "dev.jsonl.gz"
-    if not corpus.exists():
-        corpus = Path("/work/shared/corpus/dev.jsonl.gz")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default=str(ROOT / "training" / "data" / "dev.jsonl.gz"),
+                    help="dev corpus (default: the repository's training/data/dev.jsonl.gz)")
+    ap.add_argument("--out", default=str(ROOT / "tests" / "fixtures" / "protect" / "words.txt"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    corpus = Path(args.corpus)
     seen: dict[str, None] = {}
     for w in TRICKY:
         seen.setdefault(w, None)

@@ -236,14 +236,15 @@ def evaluate(model, chunks, bsz_tokens, pad, torch):
     model.eval()
     tot_loss, tot_tok = 0.0, 0
     words: dict[tuple[int, int], list] = {}
+    dev = next(model.parameters()).device
     with torch.no_grad():
         for idx in batches(chunks, bsz_tokens, None):
-            ids, att, lab, wt = collate(chunks, idx, pad, torch)
+            ids, att, lab, wt = (t.to(dev) for t in collate(chunks, idx, pad, torch))
             logits = model(input_ids=ids, attention_mask=att).logits
             n = int((lab != -100).sum())
             tot_loss += float(weighted_loss(logits, lab, wt, torch)) * n
             tot_tok += n
-            p = torch.softmax(logits, -1)[..., KEEP]
+            p = torch.softmax(logits, -1)[..., KEEP].cpu()
             for b, i in enumerate(idx):
                 c = chunks[i]
                 for t, w in enumerate(c["word_of"]):
@@ -296,6 +297,9 @@ def main() -> None:
     ap.add_argument("--w-drop", type=float, default=3.0)
     ap.add_argument("--max-len", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default=os.environ.get("KOMPRESS_TRAIN_DEVICE", "auto"),
+                    help="auto (CUDA when torch.cuda.is_available(), else CPU), cpu, cuda or "
+                         "cuda:N (default: $KOMPRESS_TRAIN_DEVICE or auto)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
@@ -323,6 +327,10 @@ def main() -> None:
     from transformers import ModernBertConfig, ModernBertForTokenClassification
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device if args.device != "auto"
+                          else "cuda" if torch.cuda.is_available() else "cpu")
+    log(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
+                               f" ({args.threads} threads)"))
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     rng = random.Random(args.seed)
@@ -362,7 +370,7 @@ def main() -> None:
         id2label={DROP: "drop", KEEP: "keep"}, label2id={"drop": DROP, "keep": KEEP},
         attn_implementation="eager",
     )
-    model = ModernBertForTokenClassification(cfg)
+    model = ModernBertForTokenClassification(cfg).to(device)
     nparam = sum(p.numel() for p in model.parameters())
     log(f"model: {nparam / 1e6:.1f}M parameters, hidden {args.hidden}, {args.layers} layers")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -385,7 +393,7 @@ def main() -> None:
     while not stop:
         for idx in batches(train, args.batch_tokens, rng):
             ts = time.time()
-            ids, att, lab, wt = collate(train, idx, enc.pad, torch)
+            ids, att, lab, wt = (t.to(device) for t in collate(train, idx, enc.pad, torch))
             loss = weighted_loss(model(input_ids=ids, attention_mask=att).logits, lab, wt, torch)
             opt.zero_grad()
             loss.backward()

@@ -6,7 +6,7 @@ the *text* (1 = keep). Two label sources:
 * synthetic pairs: a word is kept iff it survives in the reference, found by a longest
   common subsequence over words (`lcs_keep`). The generators build the reference by
   deleting words, so the LCS recovers exactly that deletion up to ties between equal words.
-* real corpus records (shared/corpus/dev.jsonl.gz), labelled where the model meets them:
+* real corpus records (training/data/dev.jsonl.gz), labelled where the model meets them:
   the record is piped through the release binary (`kompress --domain <domain>`, model
   off), so the text is what the structural passes leave, and a word of it is kept iff
   (a) the must-keep rules protect it, or
@@ -37,7 +37,9 @@ from . import filler
 from .must_keep import gapped_words, is_protected, words
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("KOMPRESS_CORPUS", "/work/shared/corpus/dev.jsonl.gz"))
+# The dev corpus in the repository (training/data/README.md); KOMPRESS_CORPUS or --corpus
+# (this module's command line) points elsewhere.
+CORPUS = Path(os.environ.get("KOMPRESS_CORPUS", ROOT / "training" / "data" / "dev.jsonl.gz"))
 VAL_PERCENT = 20
 
 
@@ -194,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "kompress"))
     ap.add_argument("--out", help="write labeled records (JSON Lines) here")
     ap.add_argument("--limit", type=int, default=0, help="only the first N records")
+    ap.add_argument("--corpus", default=str(CORPUS),
+                    help="corpus in the dev format (default training/data/dev.jsonl.gz)")
     args = ap.parse_args(argv)
-    recs = load_corpus()
+    recs = load_corpus(Path(args.corpus))
     if args.limit:
         recs = recs[: args.limit]
     rows = label_real(recs, Path(args.binary))
