@@ -3,6 +3,8 @@
 //! Modes:
 //! - `kompress` (no subcommand): pipe, text on stdin, compressed text on stdout;
 //! - `kompress run -- CMD…`: run a command, compress its merged output, keep its exit code;
+//!   both take the agent's intent as `--intent TEXT`, or `KOMPRESS_INTENT` without it
+//!   (the hook reads it from the session transcript instead, see [`crate::intent`]);
 //! - `kompress hook`: Claude Code's PostToolUse hook (see [`crate::hook`]);
 //! - `kompress init`, `kompress doctor`: set-up and checks;
 //! - `kompress show ID`, `kompress stats`, `kompress purge`: stored originals, savings,
@@ -29,7 +31,7 @@ use crate::scorer::ModelArgs;
 use crate::session::Memory;
 use crate::stats::{self, Event};
 use crate::store::{self, Store};
-use crate::{doctor, eval, hook, init, log};
+use crate::{doctor, eval, hook, init, intent, log};
 
 /// Shrinks tool output for coding agents, keeping the words that matter.
 #[derive(Debug, Parser)]
@@ -39,6 +41,10 @@ pub struct Cli {
     /// Compress as this domain instead of detecting it (pipe mode).
     #[arg(long, value_name = "NAME")]
     pub domain: Option<Domain>,
+
+    /// What the agent wants from this output (pipe mode).
+    #[arg(long, value_name = "TEXT", env = INTENT_ENV)]
+    pub intent: Option<String>,
 
     /// The model and its device (pipe mode).
     #[command(flatten)]
@@ -61,6 +67,9 @@ pub enum Command {
         /// Compress as this domain instead of detecting it.
         #[arg(long, value_name = "NAME")]
         domain: Option<Domain>,
+        /// What the agent wants from this output.
+        #[arg(long, value_name = "TEXT", env = INTENT_ENV)]
+        intent: Option<String>,
         #[command(flatten)]
         model: ModelArgs,
         /// The command and its arguments.
@@ -149,17 +158,22 @@ pub enum Command {
     },
 }
 
+/// The environment variable that gives pipe and wrapper modes the agent's intent when
+/// `--intent` does not. The hook ignores it: its intent comes from the transcript.
+pub const INTENT_ENV: &str = "KOMPRESS_INTENT";
+
 /// Parse the arguments and run. The process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Hook { model }) => hook_main(model),
-        None => report(pipe_main(cli.domain, &cli.model)),
+        None => report(pipe_main(cli.domain, cli.intent.as_deref(), &cli.model)),
         Some(Command::Run {
             domain,
+            intent,
             model,
             command,
-        }) => match run_main(domain, &model, &command) {
+        }) => match run_main(domain, intent.as_deref(), &model, &command) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
@@ -222,9 +236,13 @@ const CLI_MIN_DEADLINE: Duration = Duration::from_secs(10);
 fn compress_for_cli(
     bytes: Vec<u8>,
     domain: Option<Domain>,
+    intent: Option<&str>,
     model_args: &ModelArgs,
     command: Option<&str>,
 ) -> Vec<u8> {
+    // An empty or blank intent says nothing.
+    let intent = intent.map(str::trim).filter(|i| !i.is_empty());
+    intent::debug_record(intent);
     // Undecodable output is not text for a model: pass it through byte for byte.
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
@@ -246,6 +264,7 @@ fn compress_for_cli(
         text: &text,
         hints,
         domain,
+        intent,
         ..Request::default()
     };
     let mut model = crate::scorer::installed(&config, model_args);
@@ -266,12 +285,12 @@ fn compress_for_cli(
     }
 }
 
-fn pipe_main(domain: Option<Domain>, model: &ModelArgs) -> Result<()> {
+fn pipe_main(domain: Option<Domain>, intent: Option<&str>, model: &ModelArgs) -> Result<()> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)
         .context("cannot read stdin")?;
-    write_stdout(&compress_for_cli(bytes, domain, model, None))
+    write_stdout(&compress_for_cli(bytes, domain, intent, model, None))
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
@@ -285,7 +304,12 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn run_main(domain: Option<Domain>, model: &ModelArgs, command: &[OsString]) -> Result<ExitCode> {
+fn run_main(
+    domain: Option<Domain>,
+    intent: Option<&str>,
+    model: &ModelArgs,
+    command: &[OsString],
+) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
     let (mut reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = std::process::Command::new(program)
@@ -307,6 +331,7 @@ fn run_main(domain: Option<Domain>, model: &ModelArgs, command: &[OsString]) -> 
     write_stdout(&compress_for_cli(
         output,
         domain,
+        intent,
         model,
         Some(&line.join(" ")),
     ))?;
@@ -407,6 +432,9 @@ fn hook_deliver(
     dirs: Option<&Dirs>,
     local: Option<&hook::Local>,
 ) {
+    if outcome.intent_read {
+        intent::debug_record(outcome.intent.as_deref());
+    }
     let mut event = Event::new("passthrough").with_command(&outcome.command);
     event.session = std::mem::take(&mut outcome.session);
     event.tool = std::mem::take(&mut outcome.tool);

@@ -16,7 +16,12 @@
 //! | WebFetch    | `result`                                              |
 //! | Agent, Task | the text blocks of `content`                          |
 //! | `mcp__*`    | a string, or the text blocks of an array or `content` |
+//!
+//! The agent's intent (its words before the call, [`Request::intent`]) comes from the
+//! session transcript: `transcript_path` and `tool_use_id` of the payload, read with
+//! [`intent::from_transcript`] only when a text is long enough to reach the pipeline.
 
+use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Instant;
 
@@ -26,6 +31,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::domain::{self, Domain, Hints};
+use crate::intent;
 use crate::passes;
 use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
@@ -107,9 +113,15 @@ pub struct Outcome {
     pub command: String,
     /// Session memory to write once the reply is out: this key now has this content id.
     pub remember: Option<(Key, String)>,
+    /// Whether the transcript was read for the agent's intent (only for texts long enough
+    /// to reach the pipeline).
+    pub intent_read: bool,
+    /// The agent's intent, when it was read and found.
+    pub intent: Option<String>,
 }
 
-/// What the hook may read besides the payload. Without it, [`handle`] is pure.
+/// What the hook may read besides the payload and the files it names. Without it,
+/// [`handle`] reads nothing else and writes nothing.
 #[derive(Clone, Debug)]
 pub struct Local {
     /// The store of originals (session-memory diffs read the earlier output from it).
@@ -120,7 +132,8 @@ pub struct Local {
 
 /// Handle one hook payload. `Ok(None)`: print nothing, Claude Code keeps the original.
 ///
-/// Pure: nothing is read but the payload (and a persisted Bash output), nothing written;
+/// Nothing is written, and nothing read but the payload and the files it names (a
+/// persisted Bash output, and the tail of the session transcript for the agent's intent);
 /// replaced outputs end with a trailer naming their content id, which the caller must
 /// store ([`Reply::originals`]) before printing the reply.
 pub fn handle(
@@ -207,6 +220,11 @@ pub fn handle_with(
         scorer,
         deadline,
         hints,
+        transcript: payload
+            .get("transcript_path")
+            .and_then(Value::as_str)
+            .zip(payload.get("tool_use_id").and_then(Value::as_str)),
+        intent: None,
         local,
         memory_key,
         trailer: config.store_max_bytes > 0,
@@ -230,6 +248,10 @@ pub fn handle_with(
         }
     };
     outcome.remember = job.remember.take();
+    if let Some(intent) = job.intent.take() {
+        outcome.intent_read = true;
+        outcome.intent = intent;
+    }
     if !changed {
         outcome.reason = Some(job.reason.take().unwrap_or_else(|| "no text".into()));
         return Ok(outcome);
@@ -265,6 +287,10 @@ struct Job<'a> {
     scorer: Option<&'a dyn Scorer>,
     deadline: Instant,
     hints: Hints<'a>,
+    /// `transcript_path` and `tool_use_id`, when the payload has both.
+    transcript: Option<(&'a str, &'a str)>,
+    /// The agent's intent once read: `Some(None)` when there is none.
+    intent: Option<Option<String>>,
     local: Option<&'a Local>,
     memory_key: Option<Key>,
     /// Add a trailer (the caller stores originals).
@@ -285,13 +311,22 @@ impl Job<'_> {
         full_output: Option<&str>,
     ) -> Option<String> {
         let room = if self.trailer { TRAILER_ROOM } else { 0 };
+        // Short texts pass through: no transcript read for them.
+        let long_enough =
+            text.len() >= self.config.min_chars && text.chars().count() >= self.config.min_chars;
+        if long_enough && self.intent.is_none() {
+            self.intent = Some(
+                self.transcript
+                    .and_then(|(path, id)| intent::from_transcript(Path::new(path), id)),
+            );
+        }
         let request = Request {
             text,
             hints: self.hints,
             domain,
             max_output_chars: Some(self.config.max_output_chars.saturating_sub(room)),
             full_output,
-            intent: None,
+            intent: self.intent.as_ref().and_then(Option::as_deref),
             unprotected: false,
         };
         match pipeline::compress(&request, self.config, self.scorer, self.deadline) {
@@ -812,6 +847,47 @@ mod tests {
             .collect();
         assert_eq!(crate::linediff::apply(&before, &body).unwrap(), after);
         assert!(text.contains("+error[E0308]: mismatched types at src/unit.rs:150:9\n"));
+    }
+
+    #[test]
+    fn intent_is_read_from_the_transcript_only_for_long_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        let transcript = dir.path().join("session.jsonl");
+        let lines = [
+            json!({"type": "user", "isSidechain": false,
+                   "message": {"role": "user", "content": "why does make fail?"}}),
+            json!({"type": "assistant", "isSidechain": false,
+                   "message": {"id": "msg_1", "role": "assistant",
+                               "content": [{"type": "text", "text": "Looking for the first error."}]}}),
+            json!({"type": "assistant", "isSidechain": false,
+                   "message": {"id": "msg_1", "role": "assistant",
+                               "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                                            "input": {"command": "make"}}]}}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&transcript, text).unwrap();
+        let run = |stdout: &str, with_transcript: bool| {
+            let mut payload = json!({"tool_name": "Bash", "tool_input": {"command": "make"},
+                                     "tool_response": {"stdout": stdout, "stderr": "", "interrupted": false}});
+            if with_transcript {
+                payload["transcript_path"] = json!(transcript);
+                payload["tool_use_id"] = json!("toolu_1");
+            }
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            handle_with(&bytes, &Config::default(), None, deadline, None).unwrap()
+        };
+        let with = run(&noisy(), true);
+        assert!(with.intent_read);
+        assert_eq!(with.intent.as_deref(), Some("Looking for the first error."));
+        let without = run(&noisy(), false);
+        assert!(without.intent_read);
+        assert_eq!(without.intent, None);
+        // The intent does not change the output (yet).
+        assert_eq!(with.reply.unwrap().json, without.reply.unwrap().json);
+        let short = run("a\nb\n", true);
+        assert!(!short.intent_read);
+        assert!(short.reply.is_none());
     }
 
     #[test]

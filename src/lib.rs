@@ -23,6 +23,7 @@ pub mod eval;
 pub mod heretic;
 pub mod hook;
 pub mod init;
+pub mod intent;
 pub mod linediff;
 pub mod log;
 pub mod measure;

@@ -839,3 +839,264 @@ fn a_full_or_read_only_cache_fails_open() {
         assert!(log.contains(expected), "{name}: {log}");
     }
 }
+
+/// One transcript line the way Claude Code writes it.
+fn transcript_line(kind: &str, message: Value) -> String {
+    let line = json!({
+        "parentUuid": "1f0c9e2a-0000-4000-8000-000000000001",
+        "isSidechain": false,
+        "userType": "external",
+        "cwd": "/tmp",
+        "sessionId": "s1",
+        "version": "2.1.121",
+        "gitBranch": "main",
+        "message": message,
+        "type": kind,
+        "uuid": "9a8b7c6d-0000-4000-8000-000000000003",
+        "timestamp": "2026-03-01T10:00:00.000Z",
+    });
+    format!("{line}\n")
+}
+
+/// A session transcript: an earlier exchange (`history` bytes of it at least), the user's
+/// prompt, the model's `say` blocks, then its call `toolu_1` (as `cc-e2e --say` leaves it).
+fn transcript(history: usize, say: &[&str]) -> String {
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < history {
+        let id = format!("toolu_old{i}");
+        text.push_str(&transcript_line(
+            "assistant",
+            json!({"id": format!("msg_old{i}"), "role": "assistant",
+                   "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": {"command": "ls"}}]}),
+        ));
+        text.push_str(&transcript_line(
+            "user",
+            json!({"role": "user", "content": [{"tool_use_id": id, "type": "tool_result",
+                                                 "content": "src\ntests\n".repeat(50), "is_error": false}]}),
+        ));
+        i += 1;
+    }
+    text.push_str(&transcript_line(
+        "user",
+        json!({"role": "user", "content": "the build is broken, fix it"}),
+    ));
+    text.push_str(&transcript_line(
+        "assistant",
+        json!({"id": "msg_1", "role": "assistant",
+               "content": [{"type": "thinking", "thinking": "Not this.", "signature": "EqQB"}]}),
+    ));
+    for words in say {
+        text.push_str(&transcript_line(
+            "assistant",
+            json!({"id": "msg_1", "role": "assistant", "content": [{"type": "text", "text": words}]}),
+        ));
+    }
+    text.push_str(&transcript_line(
+        "assistant",
+        json!({"id": "msg_1", "role": "assistant",
+               "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                            "input": {"command": "cargo build"}}]}),
+    ));
+    text
+}
+
+/// A Bash payload (`payload`'s `tool_use_id` is `toolu_1`) with `transcript_path` set to
+/// `transcript`, when given.
+fn payload_with_transcript(stdout: &str, transcript: Option<Value>) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(&payload(
+        "Bash",
+        json!({"command": "cargo build"}),
+        json!({"stdout": stdout, "stderr": "", "interrupted": false}),
+    ))
+    .unwrap();
+    if let Some(path) = transcript {
+        payload["transcript_path"] = path;
+    }
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// Run the hook in a fresh home (no session memory) with `KOMPRESS_DEBUG_INTENT` set;
+/// the output, and the lines the hook recorded (`None`: it recorded nothing).
+fn hook_with_intent_record(
+    input: &[u8],
+    vars: &[(&'static str, &str)],
+) -> (Output, Option<String>) {
+    let mut env = Env::new();
+    let record = env.home.path().join("intent.txt");
+    env.vars
+        .push(("KOMPRESS_DEBUG_INTENT", record.display().to_string()));
+    for (key, value) in vars {
+        env.vars.push((key, (*value).to_string()));
+    }
+    let output = env.run(&["hook"], input);
+    (output, std::fs::read_to_string(&record).ok())
+}
+
+#[test]
+fn hook_reads_the_agents_words_from_the_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.jsonl");
+    std::fs::write(
+        &path,
+        transcript(
+            10_000,
+            &["The build fails.", "Let me find the first error."],
+        ),
+    )
+    .unwrap();
+    let (with, record) = hook_with_intent_record(
+        &payload_with_transcript(&noisy_log(), Some(json!(path))),
+        &[],
+    );
+    assert_eq!(
+        record.as_deref(),
+        Some("The build fails.\\nLet me find the first error.\n")
+    );
+    // The pipeline does not use the intent yet: the same reply as without it.
+    let (without, record) =
+        hook_with_intent_record(&payload_with_transcript(&noisy_log(), None), &[]);
+    assert_eq!(record.as_deref(), Some("<none>\n"));
+    let response = json!({"stdout": noisy_log(), "stderr": "", "interrupted": false});
+    assert_replaced("Bash", &response, &with);
+    assert_eq!(with.stdout, without.stdout);
+
+    // Past the first 256 KiB window of a big transcript, and the call near its end.
+    std::fs::write(
+        &path,
+        transcript(3 << 20, &["Rebuilding after the fix."]) + &transcript_line(
+            "user",
+            json!({"role": "user", "content": [{"tool_use_id": "toolu_1", "type": "tool_result",
+                                                 "content": "x\n".repeat(200_000), "is_error": false}]}),
+        ),
+    )
+    .unwrap();
+    let (output, record) = hook_with_intent_record(
+        &payload_with_transcript(&noisy_log(), Some(json!(path))),
+        &[],
+    );
+    assert_eq!(record.as_deref(), Some("Rebuilding after the fix.\n"));
+    assert_eq!(output.stdout, without.stdout);
+}
+
+#[test]
+fn hook_without_the_agents_words_has_no_intent() {
+    let dir = tempfile::tempdir().unwrap();
+    // The call is there, with no words before it.
+    let silent = dir.path().join("silent.jsonl");
+    std::fs::write(&silent, transcript(1_000, &[])).unwrap();
+    // Another call's words only.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        transcript(1_000, &["Listing."]).replace("toolu_1", "toolu_2"),
+    )
+    .unwrap();
+    for path in [&silent, &other] {
+        let (output, record) = hook_with_intent_record(
+            &payload_with_transcript(&noisy_log(), Some(json!(path))),
+            &[],
+        );
+        assert_eq!(record.as_deref(), Some("<none>\n"), "{}", path.display());
+        assert_eq!(output.status.code(), Some(0));
+    }
+    // The hook's intent comes from the transcript only, never from KOMPRESS_INTENT.
+    let (_, record) = hook_with_intent_record(
+        &payload_with_transcript(&noisy_log(), None),
+        &[("KOMPRESS_INTENT", "from the environment")],
+    );
+    assert_eq!(record.as_deref(), Some("<none>\n"));
+    // A short output passes through without reading the transcript.
+    let words = dir.path().join("words.jsonl");
+    std::fs::write(&words, transcript(1_000, &["Listing."])).unwrap();
+    let (output, record) =
+        hook_with_intent_record(&payload_with_transcript("a\nb\n", Some(json!(words))), &[]);
+    assert_passthrough(&output);
+    assert_eq!(record, None);
+}
+
+#[test]
+fn bad_transcripts_fail_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.jsonl");
+    let mut bytes = vec![0xff, 0xfe, b'\n', b'{'];
+    bytes.extend_from_slice(
+        b"toolu_1\n{\"type\":\"assistant\",\"message\":{\"content\":\"toolu_1\"}}\n",
+    );
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&junk, bytes).unwrap();
+    let (baseline, _) = hook_with_intent_record(&payload_with_transcript(&noisy_log(), None), &[]);
+    assert!(!baseline.stdout.is_empty());
+    let cases = [
+        ("a directory", json!(dir.path())),
+        ("/dev/null", json!("/dev/null")),
+        (
+            "a missing file",
+            json!("/nonexistent/kompress/session.jsonl"),
+        ),
+        ("junk", json!(junk)),
+        ("empty", json!("")),
+        ("a number", json!(7)),
+    ];
+    for (case, path) in cases {
+        let (output, record) =
+            hook_with_intent_record(&payload_with_transcript(&noisy_log(), Some(path)), &[]);
+        assert_eq!(output.status.code(), Some(0), "{case}");
+        assert!(
+            output.stderr.is_empty(),
+            "{case}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.stdout, baseline.stdout, "{case}");
+        assert_eq!(record.as_deref(), Some("<none>\n"), "{case}");
+    }
+}
+
+#[test]
+fn pipe_and_run_take_the_intent_from_the_flag_or_the_environment() {
+    let env = Env::new();
+    let log = noisy_log();
+    let script = format!("cat <<'EOF'\n{log}EOF\n");
+    let baseline = env.run(&[], log.as_bytes()).stdout;
+    let run_baseline = env.run(&["run", "--", "sh", "-c", &script], b"").stdout;
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (
+            &["--intent", "find the E0277 error"],
+            None,
+            "find the E0277 error",
+        ),
+        (&[], Some("why is the build slow"), "why is the build slow"),
+        (
+            &["--intent", "the flag wins"],
+            Some("not the environment"),
+            "the flag wins",
+        ),
+        (&[], None, "<none>"),
+    ];
+    for (flags, variable, expected) in cases {
+        for run in [false, true] {
+            let record = env.home.path().join("intent.txt");
+            let _ = std::fs::remove_file(&record);
+            let mut args: Vec<&str> = if run { vec!["run"] } else { Vec::new() };
+            args.extend_from_slice(flags);
+            if run {
+                args.extend_from_slice(&["--", "sh", "-c", &script]);
+            }
+            let mut command = env.command(&args);
+            command.env("KOMPRESS_DEBUG_INTENT", &record);
+            if let Some(value) = variable {
+                command.env("KOMPRESS_INTENT", value);
+            }
+            let output = env.run_with(command, if run { b"" } else { log.as_bytes() });
+            assert!(output.status.success(), "{args:?}");
+            assert_eq!(
+                std::fs::read_to_string(&record).unwrap(),
+                format!("{expected}\n"),
+                "{args:?} {variable:?}"
+            );
+            // Compression does not depend on the intent yet.
+            let expected_out = if run { &run_baseline } else { &baseline };
+            assert_eq!(&output.stdout, expected_out, "{args:?}");
+        }
+    }
+}
