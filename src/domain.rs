@@ -105,9 +105,21 @@ impl Domain {
             ),
             Domain::Prose => (&[Ansi, TrailingWhitespace, Repeats, BlankLines], true),
         };
+        // Reads stay whole (Edit copies from them; the trajectories show agents use most
+        // of a read's lines), and so do JSON, diffs and prose.
+        let lines = matches!(
+            self,
+            Domain::BashOutput
+                | Domain::ErrorTrace
+                | Domain::SearchResult
+                | Domain::FileList
+                | Domain::TestOutput
+                | Domain::BuildLog
+        );
         Settings {
             passes: passes.to_vec(),
             model,
+            lines,
         }
     }
 }
@@ -140,6 +152,10 @@ pub struct Settings {
     pub passes: Vec<Pass>,
     /// Whether the model pass (word dropping) may run on this domain.
     pub model: bool,
+    /// Whether the line model may drop whole lines on this domain (at the threshold the
+    /// model file calibrated for it; see [`crate::select`]).
+    #[serde(default)]
+    pub lines: bool,
 }
 
 /// What is known about a text besides its content.
@@ -322,6 +338,101 @@ fn command_domain(command: &str) -> Option<Domain> {
         "journalctl" | "dmesg" => Domain::BuildLog,
         _ => return None,
     })
+}
+
+/// What a command does, for reporting and for the line model: the kinds of command whose
+/// outputs agents use differently (a test run's failures, a grep's few opened hits, a
+/// read's function, an install log's nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Test runners.
+    Test,
+    /// grep, rg, find, `ls -R` and the like.
+    Search,
+    /// cat, sed -n, head, tail, nl: reading a file.
+    Read,
+    /// git.
+    Git,
+    /// Package managers and builds.
+    Install,
+    /// ls, tree.
+    List,
+    /// Running a script or an interpreter (`python x.py`, `python -c`, `node`).
+    Script,
+    /// Anything else.
+    Other,
+}
+
+impl CommandKind {
+    /// Every kind, in feature order.
+    pub const ALL: [CommandKind; 8] = [
+        CommandKind::Test,
+        CommandKind::Search,
+        CommandKind::Read,
+        CommandKind::Git,
+        CommandKind::Install,
+        CommandKind::List,
+        CommandKind::Script,
+        CommandKind::Other,
+    ];
+
+    /// The kind's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandKind::Test => "test",
+            CommandKind::Search => "search",
+            CommandKind::Read => "read",
+            CommandKind::Git => "git",
+            CommandKind::Install => "install",
+            CommandKind::List => "list",
+            CommandKind::Script => "script",
+            CommandKind::Other => "other",
+        }
+    }
+
+    /// The kind of a tool call: from the tool for the non-Bash tools, else from the
+    /// primary command (after `cd DIR &&`, assignments and wrappers).
+    pub fn of(hints: &Hints<'_>) -> CommandKind {
+        match hints.tool_name {
+            Some("Read") => return CommandKind::Read,
+            Some("Grep") => return CommandKind::Search,
+            Some("Glob") => return CommandKind::List,
+            _ => {}
+        }
+        let Some(command) = hints.command else { return CommandKind::Other };
+        let words = primary_command(command);
+        let has = |w: &str| words.iter().any(|x| x == w);
+        let is_test = |w: &String| {
+            w.contains("pytest") || w.ends_with("runtests.py") || w == "unittest" || w == "tox"
+        };
+        match words.first().map(|w| w.rsplit('/').next().unwrap_or(w)) {
+            Some(w) if is_test(&w.to_string()) => CommandKind::Test,
+            Some(_) if words.iter().any(is_test) || (has("manage.py") && has("test")) => {
+                CommandKind::Test
+            }
+            Some("cargo" | "go" | "npm" | "pnpm" | "yarn") if has("test") => CommandKind::Test,
+            Some("grep" | "egrep" | "fgrep" | "rg" | "ag" | "ack" | "find" | "fd" | "locate") => {
+                CommandKind::Search
+            }
+            Some("ls") if words.iter().any(|w| w.starts_with('-') && w.contains('R')) => {
+                CommandKind::Search
+            }
+            Some("cat" | "sed" | "head" | "tail" | "nl" | "awk" | "bat" | "less") => CommandKind::Read,
+            Some("git") if has("grep") => CommandKind::Search,
+            Some("git") => CommandKind::Git,
+            Some(
+                "pip" | "pip3" | "uv" | "poetry" | "conda" | "apt" | "apt-get" | "make" | "cmake"
+                | "cargo" | "go" | "npm" | "pnpm" | "yarn" | "mvn" | "gradle",
+            ) => CommandKind::Install,
+            Some("python" | "python3") if has("-m") && has("pip") => CommandKind::Install,
+            Some("ls" | "tree" | "pwd") => CommandKind::List,
+            Some(w) if w.starts_with("python") || matches!(w, "node" | "ruby" | "perl" | "bash" | "sh") => {
+                CommandKind::Script
+            }
+            _ => CommandKind::Other,
+        }
+    }
 }
 
 /// A file read is a log when the file is one; logs are not edited from what was read.

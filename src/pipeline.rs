@@ -17,7 +17,7 @@ use crate::domain::{self, Domain, Hints};
 use crate::passes::{self, Pass};
 use crate::protect;
 use crate::scorer::Scorer;
-use crate::tokens;
+use crate::{select, tokens};
 
 /// One text to compress and what is known about it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,7 +54,7 @@ pub struct Compressed {
     pub tokens_out: usize,
     /// The passes that changed something, in order.
     pub passes: Vec<Pass>,
-    /// Whether the model pass dropped words.
+    /// Whether the model dropped lines or words.
     pub model: bool,
 }
 
@@ -117,6 +117,22 @@ pub fn compress(
 
     let mut text = Cow::Borrowed(input);
     let mut applied = Vec::new();
+    let mut lines_dropped = false;
+    // Whole lines first, on the original lines, so that markers name the original's line
+    // numbers (see `select`).
+    if let Some(forest) = scorer.filter(|_| settings.lines).and_then(|s| s.lines())
+        && let Some(&threshold) = forest.thresholds.get(domain.name())
+    {
+        let context = select::Context {
+            hints: request.hints,
+            domain,
+            intent: request.intent,
+        };
+        if let Some(selected) = select::select(input, &context, forest, threshold) {
+            text = Cow::Owned(selected);
+            lines_dropped = true;
+        }
+    }
     for pass in Pass::ALL.iter().copied().filter(|p| settings.passes.contains(p)) {
         if let Cow::Owned(changed) = pass.apply(&text) {
             if changed != *text {
@@ -128,7 +144,7 @@ pub fn compress(
             return Err(Passthrough::Deadline);
         }
     }
-    let mut model = false;
+    let mut model = lines_dropped;
     if let (true, Some(scorer)) = (settings.model, scorer) {
         // Token counting and the reply still need time after the model: it gets three
         // quarters of what is left, or its work is discarded (the rules' output stands).

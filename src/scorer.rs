@@ -18,6 +18,7 @@ use anyhow::{Result, anyhow};
 
 use crate::config::Config;
 use crate::model::device::DeviceChoice;
+use crate::model::forest::Forest;
 use crate::model::{ModelScorer, ModelSource, resolve_model_dir};
 
 /// Scores words for keeping.
@@ -28,7 +29,15 @@ pub trait Scorer: Send + Sync {
 
     /// A short description for `doctor` and reports.
     fn describe(&self) -> String;
+
+    /// The line model that comes with the word model, if any (see [`crate::select`]).
+    fn lines(&self) -> Option<&Forest> {
+        None
+    }
 }
+
+/// The line model's file in a model directory.
+pub const LINES_FILE: &str = "lines.json";
 
 /// Scores every word the same: a deterministic stand-in for tests of the model pass.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +59,7 @@ pub struct LazyModel {
     source: ModelSource,
     device: DeviceChoice,
     loaded: OnceLock<Result<ModelScorer, String>>,
+    lines: OnceLock<Option<Forest>>,
 }
 
 impl LazyModel {
@@ -59,6 +69,7 @@ impl LazyModel {
             source,
             device,
             loaded: OnceLock::new(),
+            lines: OnceLock::new(),
         }
     }
 
@@ -123,6 +134,24 @@ impl Scorer for LazyModel {
 
     fn describe(&self) -> String {
         format!("model at {} ({})", self.dir.display(), self.source_name())
+    }
+
+    /// `lines.json` of the model directory, read on first use; missing or unusable: no
+    /// line model (logged), the rules' output stands.
+    fn lines(&self) -> Option<&Forest> {
+        self.lines
+            .get_or_init(|| {
+                let path = self.dir.join(LINES_FILE);
+                let bytes = std::fs::read(&path).ok()?;
+                match Forest::from_json(&bytes, crate::select::features::NAMES) {
+                    Ok(forest) => Some(forest),
+                    Err(e) => {
+                        crate::log::write(&format!("line model {} skipped: {e:#}", path.display()));
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 }
 

@@ -73,7 +73,7 @@ proptest! {
     #[test]
     fn model_pass_keeps_every_protected_word(text in text()) {
         let request = Request { text: &text, domain: Some(Domain::Prose), ..Request::default() };
-        let config = Config { domains: [(Domain::Prose, kompress::domain::Settings { passes: vec![], model: true })].into(), ..Config::default() };
+        let config = Config { domains: [(Domain::Prose, kompress::domain::Settings { passes: vec![], model: true, lines: false })].into(), ..Config::default() };
         if let Ok(out) = compress(&request, &config, Some(&FixedScorer(0.0)), later()) {
             let kept: Vec<&str> = protect::words(&out.text).collect();
             for word in protect::protected_words(&text) {

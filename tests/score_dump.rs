@@ -105,6 +105,7 @@ fn corpus_scores() {
             domain: None,
             max_output_chars: None,
             full_output: None,
+            intent: None,
             unprotected: false,
         };
         let capture = Capture {

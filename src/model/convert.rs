@@ -329,6 +329,16 @@ pub enum ModelCommand {
         #[arg(long, value_name = "DIR")]
         model: Option<std::path::PathBuf>,
     },
+    /// Write the line model's training data: features and use labels of every line of a
+    /// trajectories file's step outputs (see `training/line_model.py`).
+    LineData {
+        /// Whole agent trajectories (`.jsonl` or `.jsonl.gz`).
+        #[arg(long, value_name = "FILE")]
+        trajectories: std::path::PathBuf,
+        /// Where to write the JSON Lines.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 /// Runs a `kompress model` subcommand.
@@ -350,6 +360,9 @@ pub fn main(command: ModelCommand) -> Result<()> {
             } else {
                 print!("{}", info_text(&v));
             }
+        }
+        ModelCommand::LineData { trajectories, out } => {
+            crate::select::data::write(&trajectories, &out)?;
         }
     }
     Ok(())

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod convert;
 pub mod cpu;
 pub mod device;
+pub mod forest;
 pub mod gguf;
 pub mod modernbert;
 pub mod qmatmul;

@@ -1,0 +1,166 @@
+//! A gradient-boosted tree ensemble: the line model's runtime.
+//!
+//! The file (`model/lines.json`, written by `training/line_model.py` from a LightGBM
+//! booster) names its features, so a binary whose feature extractor differs refuses it
+//! instead of scoring garbage. Each tree is flat arrays: node `i` sends `x` left when
+//! `x[feature[i]] <= threshold[i]`; a child `c >= 0` is a node, `c < 0` the leaf `-c - 1`.
+//! The score is the logistic of the sum of the leaves plus `base`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Deserialize;
+
+/// The format name the file must carry.
+pub const FORMAT: &str = "kompress-line-forest-1";
+
+/// One tree, as flat arrays.
+#[derive(Clone, Debug, Deserialize)]
+struct Tree {
+    #[serde(rename = "f")]
+    feature: Vec<u16>,
+    #[serde(rename = "t")]
+    threshold: Vec<f32>,
+    #[serde(rename = "l")]
+    left: Vec<i32>,
+    #[serde(rename = "r")]
+    right: Vec<i32>,
+    #[serde(rename = "v")]
+    leaf: Vec<f32>,
+}
+
+impl Tree {
+    fn eval(&self, x: &[f32]) -> f32 {
+        if self.feature.is_empty() {
+            return self.leaf.first().copied().unwrap_or(0.0);
+        }
+        let mut node = 0usize;
+        loop {
+            let go_left = x[self.feature[node] as usize] <= self.threshold[node];
+            let next = if go_left { self.left[node] } else { self.right[node] };
+            if next < 0 {
+                return self.leaf[(-next - 1) as usize];
+            }
+            node = next as usize;
+        }
+    }
+
+    fn check(&self, features: usize) -> Result<()> {
+        let nodes = self.feature.len();
+        ensure!(
+            self.threshold.len() == nodes && self.left.len() == nodes && self.right.len() == nodes,
+            "tree arrays differ in length"
+        );
+        ensure!(!self.leaf.is_empty(), "tree without leaves");
+        ensure!(nodes == 0 || nodes + 1 == self.leaf.len(), "a binary tree has one leaf more than nodes");
+        for i in 0..nodes {
+            ensure!((self.feature[i] as usize) < features, "feature index out of range");
+            for child in [self.left[i], self.right[i]] {
+                if child >= 0 {
+                    // Children come after their parent: no cycles.
+                    ensure!((child as usize) > i && (child as usize) < nodes, "bad child index");
+                } else {
+                    ensure!(((-child - 1) as usize) < self.leaf.len(), "bad leaf index");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct File {
+    format: String,
+    features: Vec<String>,
+    base: f32,
+    trees: Vec<Tree>,
+    #[serde(default)]
+    thresholds: BTreeMap<String, f32>,
+    #[serde(default)]
+    meta: serde_json::Value,
+}
+
+/// A loaded ensemble.
+#[derive(Debug)]
+pub struct Forest {
+    base: f32,
+    trees: Vec<Tree>,
+    features: usize,
+    /// Calibrated keep thresholds per domain name (the probability under which a line
+    /// goes), from the file.
+    pub thresholds: BTreeMap<String, f32>,
+    /// Free-form training facts from the file (data, split, metrics), for `model info`.
+    pub meta: serde_json::Value,
+}
+
+impl Forest {
+    /// Parse a forest file and check it against the extractor's feature names.
+    pub fn from_json(bytes: &[u8], expected_features: &[&str]) -> Result<Forest> {
+        let file: File = serde_json::from_slice(bytes).context("line model is not valid JSON")?;
+        if file.format != FORMAT {
+            bail!("line model format `{}`, expected `{FORMAT}`", file.format);
+        }
+        if file.features != expected_features {
+            bail!(
+                "line model was trained on other features ({} names, expected {}): retrain it",
+                file.features.len(),
+                expected_features.len()
+            );
+        }
+        for tree in &file.trees {
+            tree.check(file.features.len())?;
+        }
+        Ok(Forest {
+            base: file.base,
+            trees: file.trees,
+            features: file.features.len(),
+            thresholds: file.thresholds,
+            meta: file.meta,
+        })
+    }
+
+    /// The probability that the line with features `x` is needed.
+    pub fn predict(&self, x: &[f32]) -> f32 {
+        debug_assert_eq!(x.len(), self.features);
+        let sum: f32 = self.base + self.trees.iter().map(|t| t.eval(x)).sum::<f32>();
+        1.0 / (1.0 + (-sum).exp())
+    }
+
+    /// The number of trees.
+    pub fn trees(&self) -> usize {
+        self.trees.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_TREES: &str = r#"{"format":"kompress-line-forest-1","features":["a","b"],"base":0.5,
+        "trees":[{"f":[0],"t":[1.5],"l":[-1],"r":[-2],"v":[-1.0,1.0]},
+                 {"f":[1,0],"t":[0.0,3.0],"l":[-1,-2],"r":[1,-3],"v":[0.25,-0.5,0.75]}],
+        "thresholds":{"bash_output":0.2}}"#;
+
+    #[test]
+    fn predicts_the_sum_of_leaves() {
+        let f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b"]).unwrap();
+        let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+        // a=1 → -1; b=0 → leaf 0 (0.25).
+        assert!((f.predict(&[1.0, 0.0]) - sig(0.5 - 1.0 + 0.25)).abs() < 1e-6);
+        // a=2 → 1; b=1 → node 1: a=2 <= 3 → leaf 1 (-0.5).
+        assert!((f.predict(&[2.0, 1.0]) - sig(0.5 + 1.0 - 0.5)).abs() < 1e-6);
+        // a=4 → 1; b=1 → node 1: a=4 > 3 → leaf 2 (0.75).
+        assert!((f.predict(&[4.0, 1.0]) - sig(0.5 + 1.0 + 0.75)).abs() < 1e-6);
+        assert_eq!(f.thresholds["bash_output"], 0.2);
+    }
+
+    #[test]
+    fn refuses_other_features_and_broken_trees() {
+        assert!(Forest::from_json(TWO_TREES.as_bytes(), &["a", "c"]).is_err());
+        let cyclic = TWO_TREES.replace(r#""l":[-1,-2],"r":[1,-3]"#, r#""l":[-1,-2],"r":[0,-3]"#);
+        assert!(Forest::from_json(cyclic.as_bytes(), &["a", "b"]).is_err());
+        let out_of_range = TWO_TREES.replace(r#""f":[1,0]"#, r#""f":[2,0]"#);
+        assert!(Forest::from_json(out_of_range.as_bytes(), &["a", "b"]).is_err());
+        assert!(Forest::from_json(b"{", &["a", "b"]).is_err());
+    }
+}

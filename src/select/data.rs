@@ -1,0 +1,90 @@
+//! Training data for the line model: every line of every trajectory step's output, with
+//! its features (with and without the agent's intent) and what the agent used of it.
+//!
+//! `kompress model line-data --trajectories FILE --out OUT.jsonl` writes one JSON object
+//! per step output of at least [`MIN_CHARS`] characters; `training/line_model.py` reads it.
+//! The features come from [`super::features::extract`], the labels from
+//! [`crate::usage::label`]: the runtime's own code, so training sees what the hook sees.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use super::{features, is_signal};
+use crate::domain::{self, CommandKind, Hints};
+use crate::usage::{self, Generic};
+
+/// Shorter outputs pass through kompress untouched (`min_chars`).
+pub const MIN_CHARS: usize = 200;
+
+fn rounded(x: &[f32]) -> Vec<Vec<f32>> {
+    x.chunks_exact(features::NAMES.len())
+        .map(|row| row.iter().map(|v| (v * 1e4).round() / 1e4).collect())
+        .collect()
+}
+
+/// Write the line data of `trajectories` to `out`.
+pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
+    let all = usage::read(trajectories)?;
+    let generic = Generic::of(&all);
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    // A header: the feature names, in order, for the model file.
+    serde_json::to_writer(&mut w, &json!({ "features": features::NAMES }))?;
+    w.write_all(b"\n")?;
+    let mut rows = 0usize;
+    for t in &all {
+        for (index, step) in t.steps.iter().enumerate() {
+            if step.output.chars().count() < MIN_CHARS {
+                continue;
+            }
+            let hints = Hints {
+                tool_name: Some("Bash"),
+                command: Some(&step.command),
+                ..Hints::default()
+            };
+            let domain = domain::detect(&hints, &step.output);
+            let kind = CommandKind::of(&hints);
+            let usage = usage::label(t, index, &generic);
+            let intent = Some(step.thought.as_str()).filter(|s| !s.trim().is_empty());
+            let x = features::extract(&step.output, kind, domain, &step.command, intent, is_signal);
+            let x_none = features::extract(&step.output, kind, domain, &step.command, None, is_signal);
+            let lines: Vec<&str> = step.output.split('\n').collect();
+            let index_of: std::collections::HashMap<&str, usize> =
+                usage.used.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
+            let items: Vec<Vec<usize>> = lines
+                .iter()
+                .map(|l| {
+                    let mut v: Vec<usize> = usage::items(l).filter_map(|w| index_of.get(w).copied()).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                })
+                .collect();
+            let row = json!({
+                "traj": t.id,
+                "repo": t.repo,
+                "step": index,
+                "kind": kind.name(),
+                "domain": domain.name(),
+                "intent": intent.is_some(),
+                "tokens": lines.iter().map(|l| crate::tokens::count(l) + 1).collect::<Vec<_>>(),
+                "signal": lines.iter().map(|l| is_signal(l)).collect::<Vec<_>>(),
+                "seen": usage.seen,
+                "y": usage.line_used,
+                "items": items,
+                "n_used": usage.used.len(),
+                "x": rounded(&x),
+                "x_none": rounded(&x_none),
+            });
+            serde_json::to_writer(&mut w, &row)?;
+            w.write_all(b"\n")?;
+            rows += 1;
+        }
+    }
+    w.flush()?;
+    eprintln!("{rows} step outputs written to {}", out.display());
+    Ok(())
+}
