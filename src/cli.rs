@@ -113,11 +113,20 @@ pub enum Command {
     },
     /// Delete every stored original, the session memory and the statistics.
     Purge,
-    /// Run a corpus through the real hook and report reduction, shapes and latency.
+    /// Run a corpus through the real hook and report reduction, shapes and latency; or
+    /// whole agent trajectories, and report what is kept of what the agent used later.
     Eval {
         /// A JSON Lines corpus in the dev-corpus format (`.jsonl` or `.jsonl.gz`).
+        #[arg(long, value_name = "FILE", required_unless_present = "trajectories", conflicts_with = "trajectories")]
+        corpus: Option<std::path::PathBuf>,
+        /// Whole agent trajectories (`trajectories-*.jsonl.gz`): reduction and recall of
+        /// used items, rules vs model without and with the agent's intent, vs head+tail.
         #[arg(long, value_name = "FILE")]
-        corpus: std::path::PathBuf,
+        trajectories: Option<std::path::PathBuf>,
+        /// With --trajectories: also the repositories the line model was trained or
+        /// calibrated on.
+        #[arg(long, requires = "trajectories")]
+        all_repos: bool,
         /// Use only the first N records.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -192,13 +201,31 @@ pub fn main() -> ExitCode {
         Some(Command::Stats { json, since }) => report(stats::main(json, since.as_deref())),
         Some(Command::Purge) => report(store::purge_main()),
         Some(Command::Eval {
-            corpus,
+            corpus: None,
+            trajectories: Some(file),
+            all_repos,
+            limit,
+            json,
+            report_dir,
+            model,
+            ..
+        }) => report(eval::trajectories::main(&eval::trajectories::Options {
+            file,
+            all_repos,
+            limit,
+            json,
+            report: report_dir,
+            model,
+        })),
+        Some(Command::Eval {
+            corpus: Some(corpus),
             limit,
             json,
             examples,
             report_dir,
             heretic,
             model,
+            ..
         }) => {
             let options = eval::Options {
                 corpus,
@@ -211,6 +238,7 @@ pub fn main() -> ExitCode {
             };
             report(eval::main(&options))
         }
+        Some(Command::Eval { .. }) => report(Err(anyhow::anyhow!("give --corpus FILE or --trajectories FILE"))),
         Some(Command::Model { command }) => report(crate::model::convert::main(command)),
         Some(Command::Bench(args)) => report(crate::model::bench::cli_main(args)),
         Some(Command::MeasureChild { report, command }) => crate::measure::main(&report, &command),

@@ -120,15 +120,13 @@ pub fn compress(
     let mut lines_dropped = false;
     // Whole lines first, on the original lines, so that markers name the original's line
     // numbers (see `select`).
-    if let Some(forest) = scorer.filter(|_| settings.lines).and_then(|s| s.lines())
-        && let Some(&threshold) = forest.thresholds.get(domain.name())
-    {
+    if let Some(forest) = scorer.filter(|_| settings.lines).and_then(|s| s.lines()) {
         let context = select::Context {
             hints: request.hints,
             domain,
             intent: request.intent,
         };
-        if let Some(selected) = select::select(input, &context, forest, threshold) {
+        if let Some(selected) = select::select(input, &context, forest) {
             text = Cow::Owned(selected);
             lines_dropped = true;
         }

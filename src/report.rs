@@ -231,6 +231,78 @@ pub fn reduction_vs_retention_svg(
     Ok(svg)
 }
 
+/// `kompress eval --trajectories`' chart: per kind of command (and over all non-read
+/// outputs), token reduction (y) against recall of used items (x), one marker per run.
+pub fn trajectories_chart(path: &Path, result: &eval::trajectories::TrajectoryResult) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let groups: Vec<(&String, &BTreeMap<String, eval::trajectories::Totals>)> = result
+            .groups
+            .iter()
+            .filter(|(k, _)| k.starts_with("kind:") || k.as_str() == "non_read")
+            .collect();
+        let min_x = groups
+            .iter()
+            .flat_map(|(_, runs)| runs.values().map(|t| t.recall() * 100.0))
+            .fold(100.0f64, f64::min);
+        let x0 = ((min_x - 5.0) / 10.0).floor().max(0.0) * 10.0;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Held-out trajectories: token reduction against recall of used items",
+                ("sans-serif", 22),
+            )
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..101.0, 0.0..100.0)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("recall of items the agent used later (%)")
+            .y_desc("cl100k token reduction (%)")
+            .draw()
+            .map_err(plot_error)?;
+        let styles: [(&str, &str, RGBColor); 4] = [
+            ("rules", "rules", BLACK),
+            ("model_no_intent", "model, no intent", RGBColor(230, 140, 0)),
+            ("model_intent", "model + intent", BLUE),
+            ("head_tail", "head+tail, same budget as model + intent", RED),
+        ];
+        for (run, label, color) in styles {
+            let points: Vec<(f64, f64, String)> = groups
+                .iter()
+                .filter_map(|(k, runs)| {
+                    runs.get(run).map(|t| {
+                        (t.recall() * 100.0, t.reduction() * 100.0, k.trim_start_matches("kind:").to_string())
+                    })
+                })
+                .collect();
+            let show_names = run == "model_intent";
+            chart
+                .draw_series(points.into_iter().map(move |(x, y, name)| {
+                    let text = if show_names { name } else { String::new() };
+                    EmptyElement::at((x, y))
+                        + Circle::new((0, 0), 5, color.filled())
+                        + Text::new(text, (7, -14), ("sans-serif", 13).into_font())
+                }))
+                .map_err(plot_error)?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// A histogram of hook latencies (40 bins up to the 99th percentile; slower ones are
 /// counted in the last bin), with the p50 and p95 marked.
 pub fn latency_svg(latencies_ms: &[f64]) -> Result<String> {

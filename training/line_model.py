@@ -5,9 +5,11 @@ line of every trajectory step, computed by the runtime's own Rust code), trains 
 binary classifier, calibrates one keep threshold per domain on repositories it was not
 trained on, and writes `lines.json` (the forest format `src/model/forest.rs` reads).
 
-Split by repository, never by step: the model trains on TRAIN_REPOS, the thresholds are
-calibrated on CALIB_REPOS, and everything else is held out for `kompress eval
---trajectories` (the numbers in model/MODEL_CARD.md).
+Split by repository, never by step: the model trains on TRAIN_REPOS; the prices (one per
+kind of command: how many tokens a used item is worth, see `choose`) are calibrated on
+out-of-fold predictions for TRAIN_REPOS (3 folds by SWE-bench instance) together with the
+predictions for CALIB_REPOS, a repository the model never saw; every other repository is
+held out for `kompress eval --trajectories` (the numbers in model/MODEL_CARD.md).
 
     python training/line_model.py --data lines.jsonl --out model/lines.json
 """
@@ -28,7 +30,6 @@ CALIB_REPOS = {"matplotlib/matplotlib"}
 LINE_DOMAINS = {"bash_output", "error_trace", "search_result", "file_list", "test_output", "build_log"}
 MIN_LINES = 8  # src/select/mod.rs MIN_LINES
 NEG_TOKENS = 12.0  # an unused line of this many tokens weighs as much as one used item
-MIN_CALIB_OUTPUTS = 40  # fewer outputs with used items: the domain takes the global threshold
 
 
 def log(msg):
@@ -65,32 +66,85 @@ def matrix(rows, key):
     return np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32), np.asarray(ws, dtype=np.float32)
 
 
-def keep_mask(r, probs, t):
-    """src/select/mod.rs keep_mask: score, signal lines, the last non-blank line."""
-    keep = probs >= t
-    keep |= np.asarray(r["signal"], dtype=bool)
-    tokens = r["tokens"]
-    # The last non-blank line: tokens of a blank line are 1 (the newline).
-    for i in range(len(tokens) - 1, -1, -1):
+# cl100k tokens of a marker line (src/select/mod.rs `marker`): `[kompress: lines 12-40
+# omitted]`; the first one of an output also names `kompress show ID --lines A:B`.
+MARKER_TOKENS = 11
+FIRST_MARKER_TOKENS = 27
+
+
+def apply_markers(keep, tokens):
+    """src/select/mod.rs `apply`: a run of dropped lines goes only when it has more tokens
+    than its marker. Returns the final keep mask and the tokens the markers add."""
+    keep = keep.copy()
+    added = 0
+    i, n, first = 0, len(keep), True
+    while i < n:
+        if keep[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not keep[j]:
+            j += 1
+        cost = FIRST_MARKER_TOKENS if first else MARKER_TOKENS
+        if sum(tokens[i:j]) <= cost + 1:
+            keep[i:j] = True
+        else:
+            added += cost + 1
+            first = False
+        i = j
+    return keep, added
+
+
+def forced(r):
+    """Lines no score may drop: signal lines and the last non-blank line."""
+    keep = np.asarray(r["signal"], dtype=bool).copy()
+    for i in range(len(keep) - 1, -1, -1):
         if r["blank"][i] == 0:
             keep[i] = True
             break
     return keep
 
 
+def choose(probs, tokens, forced_keep, price):
+    """src/select/mod.rs `choose`: the keep mask that minimises kept tokens + marker tokens
+    + price x (probability a dropped line was needed), by dynamic programming over
+    (line kept, line dropped)."""
+    n = len(probs)
+    inf = float("inf")
+    ck, cd = 0.0, inf  # cost so far with the previous line kept / dropped
+    back_k = np.zeros(n, dtype=np.int8)  # 0: previous kept, 1: previous dropped
+    back_d = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        nk = tokens[i] + min(ck, cd)
+        back_k[i] = 0 if ck <= cd else 1
+        if forced_keep[i]:
+            nd = inf
+        else:
+            start = ck + MARKER_TOKENS + 1
+            nd = price * probs[i] + min(start, cd)
+            back_d[i] = 0 if start <= cd else 1
+        ck, cd = nk, nd
+    keep = np.ones(n, dtype=bool)
+    state = 0 if ck <= cd else 1
+    for i in range(n - 1, -1, -1):
+        keep[i] = state == 0
+        state = back_k[i] if state == 0 else back_d[i]
+    return keep
+
+
 def outcome(r, probs, t):
-    """(used items, kept used items, tokens, dropped tokens) of one output at threshold t."""
-    keep = keep_mask(r, probs, t)
+    """(used items, kept used items, tokens, dropped tokens) of one output at price t."""
+    tokens = np.asarray(r["tokens"])
+    keep, added = apply_markers(choose(probs, tokens, forced(r), t), tokens)
     kept_items = set()
     for k, items in zip(keep, r["items"]):
         if k:
             kept_items.update(items)
-    tokens = np.asarray(r["tokens"])
-    return r["n_used"], len(kept_items), int(tokens.sum()), int(tokens[~keep].sum())
+    return r["n_used"], len(kept_items), int(tokens.sum()), int(tokens[~keep].sum()) - added
 
 
 def sweep(rows, preds, thresholds):
-    """Per threshold: item recall and token reduction over `rows`."""
+    """Per price: item recall and token reduction over `rows`."""
     out = []
     for t in thresholds:
         used = kept = tok = dropped = 0
@@ -104,14 +158,15 @@ def sweep(rows, preds, thresholds):
     return out
 
 
+PRICES = [round(10 ** (k / 20), 1) for k in range(20, 101)]  # 10 .. 100,000 tokens
+
+
 def calibrate(rows, preds, target):
-    """The highest threshold whose item recall over `rows` is at least `target`."""
-    grid = sorted(set(np.round(np.quantile(np.concatenate(preds), np.linspace(0.0, 0.9, 91)), 4)))
-    best = 0.0
-    for t, recall, _ in sweep(rows, preds, grid):
+    """The lowest price (most reduction) whose item recall over `rows` is at least `target`."""
+    for t, recall, _ in sweep(rows, preds, PRICES):
         if recall >= target:
-            best = t
-    return best
+            return t
+    return PRICES[-1]
 
 
 def flatten(tree):
@@ -155,12 +210,28 @@ def predict_flat(trees, x):
     return s
 
 
+def fit(rows, params, rounds):
+    """A booster on `rows`, each output twice: with the agent's intent and without it."""
+    x1, y1, w1 = matrix(rows, "x")
+    x0, y0, w0 = matrix(rows, "x_none")
+    data = lgb.Dataset(np.concatenate([x1, x0]), np.concatenate([y1, y0]), weight=np.concatenate([w1, w0]))
+    return lgb.train(params, data, num_boost_round=rounds), len(x1) + len(x0)
+
+
+def predict(booster, rows, key="x"):
+    return [1 / (1 + np.exp(-booster.predict(np.asarray(r[key], dtype=np.float32), raw_score=True))) for r in rows]
+
+
+def instance(r):
+    return r["traj"].split(":")[-1]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="output of `kompress model line-data`")
     ap.add_argument("--out", required=True, help="where to write lines.json")
-    ap.add_argument("--target", type=float, default=0.975, help="item recall the thresholds are calibrated to")
-    ap.add_argument("--rounds", type=int, default=400)
+    ap.add_argument("--target", type=float, default=0.975, help="item recall the prices are calibrated to, per kind")
+    ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--leaves", type=int, default=63)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -174,14 +245,6 @@ def main():
     calib = [r for r in rows if r["repo"] in CALIB_REPOS]
     held = [r for r in rows if r["repo"] not in TRAIN_REPOS | CALIB_REPOS]
     log(f"{len(rows)} outputs: {len(train)} train, {len(calib)} calibration, {len(held)} held out")
-
-    # With the intent and without it (the same outputs), so that the model works either way.
-    x1, y1, w1 = matrix(train, "x")
-    x0, y0, w0 = matrix(train, "x_none")
-    x = np.concatenate([x1, x0])
-    y = np.concatenate([y1, y0])
-    w = np.concatenate([w1, w0])
-    log(f"{len(x)} training lines ({y.mean():.3f} used)")
     params = {
         "objective": "binary",
         "learning_rate": 0.05,
@@ -195,61 +258,50 @@ def main():
         "seed": 7,
         "verbose": -1,
     }
-    xc, yc, wc = matrix(calib, "x")
-    dtrain = lgb.Dataset(x, y, weight=w)
-    dvalid = lgb.Dataset(xc, yc, weight=wc, reference=dtrain)
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=args.rounds,
-        valid_sets=[dvalid],
-        callbacks=[lgb.log_evaluation(50), lgb.early_stopping(50, verbose=True)],
-    )
-    log(f"{booster.num_trees()} trees")
+
+    # Out-of-fold predictions for the training repositories, 3 folds by instance.
+    instances = sorted({instance(r) for r in train})
+    fold = {name: k % 3 for k, name in enumerate(instances)}
+    oof = [None] * len(train)
+    for f in range(3):
+        booster, n = fit([r for r in train if fold[instance(r)] != f], params, args.rounds)
+        idx = [i for i, r in enumerate(train) if fold[instance(r)] == f]
+        for i, p in zip(idx, predict(booster, [train[i] for i in idx])):
+            oof[i] = p
+        log(f"fold {f + 1}/3: {n} lines")
+    booster, n_train = fit(train, params, args.rounds)
+    log(f"final model: {booster.num_trees()} trees on {n_train} lines")
 
     dump = booster.dump_model()
     trees = [flatten(t) for t in dump["tree_info"]]
     # The flat trees must predict exactly what LightGBM predicts.
-    probe = xc[:2000]
-    ref = booster.predict(probe, raw_score=True)
-    got = predict_flat(trees, probe)
-    err = float(np.max(np.abs(ref - got))) if len(probe) else 0.0
+    probe = np.asarray([x for r in calib[:50] for x in r["x"]], dtype=np.float32)
+    err = float(np.max(np.abs(booster.predict(probe, raw_score=True) - predict_flat(trees, probe)))) if len(probe) else 0.0
     log(f"flat trees vs LightGBM on {len(probe)} lines: max |Δ raw score| {err:.2e}")
     assert err < 1e-3, err
 
-    def preds_of(rs, key):
-        return [1 / (1 + np.exp(-booster.predict(np.asarray(r[key], dtype=np.float32), raw_score=True))) for r in rs]
+    cal_rows = train + calib
+    cal_preds = oof + predict(booster, calib)
+    prices = {}
+    for kind in sorted({r["kind"] for r in rows}):
+        idx = [i for i, r in enumerate(cal_rows) if r["kind"] == kind]
+        prices[kind] = calibrate([cal_rows[i] for i in idx], [cal_preds[i] for i in idx], args.target)
+        log(f"price {kind}: {prices[kind]} ({len(idx)} calibration outputs)")
 
-    pc = preds_of(calib, "x")
-    by_domain = defaultdict(list)
-    for i, r in enumerate(calib):
-        by_domain[r["domain"]].append(i)
-    global_t = calibrate(calib, pc, args.target)
-    thresholds = {}
-    for d in sorted(LINE_DOMAINS):
-        idx = [i for i in by_domain.get(d, []) if calib[i]["n_used"] > 0]
-        if len(idx) >= MIN_CALIB_OUTPUTS:
-            thresholds[d] = calibrate([calib[i] for i in idx], [pc[i] for i in idx], args.target)
-        else:
-            thresholds[d] = global_t
-        log(f"threshold {d}: {thresholds[d]:.3f} ({len(idx)} calibration outputs with used items)")
-
-    # What the held-out repositories get at those thresholds (line pass alone).
-    def report(rs, key):
-        ps = preds_of(rs, key)
+    # What the held-out repositories get at those prices (the line pass alone).
+    def report(key):
         per = defaultdict(lambda: [0, 0, 0, 0])
-        for r, p in zip(rs, ps):
-            u, k, n, dr = outcome(r, p, thresholds[r["domain"]])
+        for r, p in zip(held, predict(booster, held, key)):
+            u, k, n, d = outcome(r, p, prices[r["kind"]])
             for g in (r["kind"], "all"):
                 a = per[g]
                 a[0] += u
                 a[1] += k
                 a[2] += n
-                a[3] += dr
-        return {g: {"recall": a[1] / max(a[0], 1), "reduction": a[3] / max(a[2], 1), "tokens": a[2]} for g, a in per.items()}
+                a[3] += d
+        return {g: {"recall": round(a[1] / max(a[0], 1), 4), "reduction": round(a[3] / max(a[2], 1), 4), "tokens": a[2]} for g, a in per.items()}
 
-    held_intent = report(held, "x")
-    held_none = report(held, "x_none")
+    held_intent, held_none = report("x"), report("x_none")
     for g in sorted(held_intent):
         a, b = held_intent[g], held_none[g]
         log(f"held-out {g:8} with intent: recall {a['recall']:.3f} reduction {a['reduction']:.3f} | without: recall {b['recall']:.3f} reduction {b['reduction']:.3f}")
@@ -261,13 +313,13 @@ def main():
         "features": feature_names,
         "base": 0.0,
         "trees": [{k: ([round(float(v), 6) for v in vals] if k in ("t", "v") else vals) for k, vals in t.items()} for t in trees],
-        "thresholds": {d: round(t, 4) for d, t in thresholds.items()},
+        "prices": prices,
         "meta": {
             "trainer": f"LightGBM {lgb.__version__}, {json.dumps(params, sort_keys=True)}, {booster.num_trees()} trees",
             "train_repos": sorted(TRAIN_REPOS),
             "calibration_repos": sorted(CALIB_REPOS),
             "target_recall": args.target,
-            "train_lines": int(len(x)),
+            "train_lines": n_train,
             "heldout_line_pass": {"with_intent": held_intent, "without_intent": held_none},
             "top_features_by_gain": [[n, round(float(g), 1)] for n, g in top],
         },

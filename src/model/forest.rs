@@ -75,7 +75,7 @@ struct File {
     base: f32,
     trees: Vec<Tree>,
     #[serde(default)]
-    thresholds: BTreeMap<String, f32>,
+    prices: BTreeMap<String, f32>,
     #[serde(default)]
     meta: serde_json::Value,
 }
@@ -86,9 +86,10 @@ pub struct Forest {
     base: f32,
     trees: Vec<Tree>,
     features: usize,
-    /// Calibrated keep thresholds per domain name (the probability under which a line
-    /// goes), from the file.
-    pub thresholds: BTreeMap<String, f32>,
+    /// Calibrated prices per kind of command ([`crate::domain::CommandKind::name`]): how
+    /// many tokens a used item is worth when deciding which lines go (see
+    /// [`crate::select::choose`]). A kind without a price keeps every line.
+    pub prices: BTreeMap<String, f32>,
     /// Free-form training facts from the file (data, split, metrics), for `model info`.
     pub meta: serde_json::Value,
 }
@@ -114,7 +115,7 @@ impl Forest {
             base: file.base,
             trees: file.trees,
             features: file.features.len(),
-            thresholds: file.thresholds,
+            prices: file.prices,
             meta: file.meta,
         })
     }
@@ -139,7 +140,7 @@ mod tests {
     const TWO_TREES: &str = r#"{"format":"kompress-line-forest-1","features":["a","b"],"base":0.5,
         "trees":[{"f":[0],"t":[1.5],"l":[-1],"r":[-2],"v":[-1.0,1.0]},
                  {"f":[1,0],"t":[0.0,3.0],"l":[-1,-2],"r":[1,-3],"v":[0.25,-0.5,0.75]}],
-        "thresholds":{"bash_output":0.2}}"#;
+        "prices":{"test":200.0}}"#;
 
     #[test]
     fn predicts_the_sum_of_leaves() {
@@ -151,7 +152,7 @@ mod tests {
         assert!((f.predict(&[2.0, 1.0]) - sig(0.5 + 1.0 - 0.5)).abs() < 1e-6);
         // a=4 → 1; b=1 → node 1: a=4 > 3 → leaf 2 (0.75).
         assert!((f.predict(&[4.0, 1.0]) - sig(0.5 + 1.0 + 0.75)).abs() < 1e-6);
-        assert_eq!(f.thresholds["bash_output"], 0.2);
+        assert_eq!(f.prices["test"], 200.0);
     }
 
     #[test]

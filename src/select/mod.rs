@@ -4,11 +4,14 @@
 //! install logs, passing tests, the 40 grep hits around the two that get opened. The line
 //! model ([`crate::model::forest`], trained on what agents later used, see
 //! [`crate::usage`]) gives each line a probability of being needed, from the output, the
-//! command and the agent's intent ([`features`]). A line goes when that probability is
-//! under its domain's calibrated threshold, unless a rule keeps it: error and failure
-//! lines, test summaries and the last line (a traceback's exception, a summary) always
-//! stay. Each run of dropped lines becomes one marker that names the original line range,
-//! so `kompress show ID --lines A:B` brings it back.
+//! command and the agent's intent ([`features`]). [`choose`] then weighs, for the whole
+//! output at once, the tokens a line costs against the chance it holds something the
+//! agent will use (at a price per kind of command, calibrated on held-out repositories),
+//! and the marker every run of dropped lines needs: isolated lines are not worth a marker,
+//! long runs of unneeded lines are. A rule keeps error and failure lines, test summaries
+//! and the last line (a traceback's exception, a summary) whatever the model says. Each
+//! run of dropped lines becomes one marker that names the original line range, so
+//! `kompress show ID --lines A:B` brings it back.
 //!
 //! It runs on the original lines, before the structural passes, so the line numbers in its
 //! markers are the original's.
@@ -63,24 +66,67 @@ pub fn scores(text: &str, context: &Context<'_>, forest: &Forest) -> Vec<f32> {
     x.chunks_exact(features::NAMES.len()).map(|row| forest.predict(row)).collect()
 }
 
-/// Which lines stay: a score at or over `threshold`, a signal line, a marker, or the last
-/// non-blank line.
-pub fn keep_mask(text: &str, scores: &[f32], threshold: f32) -> Vec<bool> {
-    let lines: Vec<&str> = text.split('\n').collect();
+/// cl100k tokens [`choose`] counts for a marker line.
+pub const MARKER_TOKENS: f32 = 11.0;
+
+/// Lines no score may drop: signal lines, markers, and the last non-blank line.
+pub fn forced(lines: &[&str]) -> Vec<bool> {
     let last = lines.iter().rposition(|l| !l.trim().is_empty());
     lines
         .iter()
-        .zip(scores)
         .enumerate()
-        .map(|(i, (line, &s))| {
-            s >= threshold || Some(i) == last || passes::is_marker(line) || is_signal(line)
-        })
+        .map(|(i, line)| Some(i) == last || passes::is_marker(line) || is_signal(line))
         .collect()
+}
+
+/// The lines to keep: the mask that minimises the tokens kept, plus [`MARKER_TOKENS`] + 1
+/// for each run of dropped lines, plus `price` × the probability of each dropped line,
+/// found by dynamic programming over two states (this line kept, this line dropped).
+///
+/// `price` is what losing one used item costs, in tokens: a line of 40 tokens with a 1%
+/// chance of being needed goes at a price under 4,000, and a run of them sooner than a
+/// single one, since they share one marker.
+pub fn choose(scores: &[f32], tokens: &[f32], forced: &[bool], price: f32) -> Vec<bool> {
+    let n = scores.len();
+    let (mut kept, mut dropped) = (0.0f32, f32::INFINITY);
+    // For each line and state: whether the best path to it came from a dropped line.
+    let mut from_dropped_k = vec![false; n];
+    let mut from_dropped_d = vec![false; n];
+    for i in 0..n {
+        let keep_cost = tokens[i] + kept.min(dropped);
+        from_dropped_k[i] = dropped < kept;
+        let drop_cost = if forced[i] {
+            f32::INFINITY
+        } else {
+            let start = kept + MARKER_TOKENS + 1.0;
+            from_dropped_d[i] = dropped < start;
+            price * scores[i] + start.min(dropped)
+        };
+        (kept, dropped) = (keep_cost, drop_cost);
+    }
+    let mut keep = vec![true; n];
+    let mut in_dropped = dropped < kept;
+    for i in (0..n).rev() {
+        keep[i] = !in_dropped;
+        in_dropped = if in_dropped { from_dropped_d[i] } else { from_dropped_k[i] };
+    }
+    keep
+}
+
+/// The marker of a run of omitted lines (1-based, inclusive). The first names the command
+/// that brings lines back; the others only their range, to cost few tokens.
+pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
+    let range = if first == last { format!("line {first}") } else { format!("lines {first}-{last}") };
+    match id {
+        Some(id) => passes::marker(&format!("{range} omitted; kompress show {id} --lines {first}:{last}")),
+        None => passes::marker(&format!("{range} omitted")),
+    }
 }
 
 /// The output with the unkept lines replaced by markers; `None` when nothing goes.
 ///
-/// A run of dropped lines shorter than its marker stays: a marker must save something.
+/// A run of dropped lines with no more tokens than its marker stays: a marker must save
+/// something.
 pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
     let lines: Vec<&str> = text.split('\n').collect();
     debug_assert_eq!(lines.len(), keep.len());
@@ -107,14 +153,9 @@ pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
         while i < lines.len() && !keep[i] {
             i += 1;
         }
-        let marker = passes::marker(&format!(
-            "{} lines omitted · kompress show {id} --lines {}:{}",
-            i - start,
-            start + 1,
-            i
-        ));
-        let bytes: usize = lines[start..i].iter().map(|l| l.len() + 1).sum();
-        if bytes <= marker.len() + 1 {
+        let marker = marker(start + 1, i, (!dropped).then_some(id));
+        let tokens: usize = lines[start..i].iter().map(|l| crate::tokens::count(l) + 1).sum();
+        if tokens <= crate::tokens::count(&marker) + 1 {
             for line in &lines[start..i] {
                 push(&mut out, line);
             }
@@ -126,13 +167,17 @@ pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
     dropped.then_some(out)
 }
 
-/// Select the lines of `text` the agent will need, at `threshold`.
-pub fn select(text: &str, context: &Context<'_>, forest: &Forest, threshold: f32) -> Option<String> {
-    if text.split('\n').count() < MIN_LINES {
+/// Select the lines of `text` the agent will need, at the forest's price for the
+/// command's kind; `None` when nothing goes (or the kind has no price).
+pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<String> {
+    let price = *forest.prices.get(CommandKind::of(&context.hints).name())?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() < MIN_LINES {
         return None;
     }
     let scores = scores(text, context, forest);
-    apply(text, &keep_mask(text, &scores, threshold))
+    let tokens: Vec<f32> = lines.iter().map(|l| (crate::tokens::count(l) + 1) as f32).collect();
+    apply(text, &choose(&scores, &tokens, &forced(&lines), price))
 }
 
 #[cfg(test)]
@@ -170,7 +215,7 @@ mod tests {
         let id = store::id_of(text.as_bytes());
         let short = store::short(&id);
         let expected = format!(
-            "line number 1 with some padding text\n[kompress: 13 lines omitted · kompress show {short} --lines 2:14]\nline number 15 with some padding text\n[kompress: 14 lines omitted · kompress show {short} --lines 16:29]\nline number 30 with some padding text"
+            "line number 1 with some padding text\n[kompress: lines 2-14 omitted; kompress show {short} --lines 2:14]\nline number 15 with some padding text\n[kompress: lines 16-29 omitted]\nline number 30 with some padding text"
         );
         assert_eq!(out, expected);
     }
@@ -182,8 +227,27 @@ mod tests {
     }
 
     #[test]
-    fn signal_and_last_lines_are_kept_whatever_the_score() {
-        let text = "noise\nValueError: x\nnoise\nlast words\n";
-        assert_eq!(keep_mask(text, &[0.0; 5], 0.5), [false, true, false, true, false]);
+    fn signal_and_last_lines_are_forced() {
+        let lines = ["noise", "ValueError: x", "[kompress: lines 3-9 omitted]", "last words", ""];
+        assert_eq!(forced(&lines), [false, true, true, true, false]);
+    }
+
+    #[test]
+    fn choose_drops_runs_worth_a_marker() {
+        // Ten 20-token lines of 1% each: one marker (12) beats keeping 200 tokens.
+        let keep = choose(&[0.01; 10], &[20.0; 10], &[false; 10], 100.0);
+        assert_eq!(keep, [false; 10]);
+        // One such line alone is not worth its marker at a high price...
+        let keep = choose(&[0.01, 0.9, 0.9], &[10.0; 3], &[false; 3], 1000.0);
+        assert_eq!(keep, [true, true, true]);
+        // ...and a forced line stays inside a dropped run, which then needs two markers.
+        let mut forced = [false; 10];
+        forced[5] = true;
+        let keep = choose(&[0.01; 10], &[20.0; 10], &forced, 100.0);
+        assert_eq!(keep, [false, false, false, false, false, true, false, false, false, false]);
+        // A likely-needed line stays even at a low price when its tokens are few.
+        let keep = choose(&[0.01, 0.01, 0.5, 0.01, 0.01], &[30.0, 30.0, 5.0, 30.0, 30.0], &[false; 5], 100.0);
+        assert_eq!(keep, [false, false, true, false, false]);
     }
 }
+

@@ -30,6 +30,8 @@ use crate::metrics::{self, Retention};
 use crate::scorer::{LazyModel, Scorer};
 use crate::{heretic, measure, report, tokens};
 
+pub mod trajectories;
+
 /// One corpus record.
 #[derive(Clone, Debug)]
 pub struct Record {
@@ -43,6 +45,9 @@ pub struct Record {
     pub tool_input: Value,
     /// The tool's structured output.
     pub tool_response: Value,
+    /// The session transcript to name in the payload (`transcript_path`), where the
+    /// agent's words before this call are; `None`: none.
+    pub transcript: Option<PathBuf>,
 }
 
 /// Read a JSON Lines corpus, gzipped when the name ends in `.gz`.
@@ -75,6 +80,7 @@ pub fn read_corpus(path: &Path) -> Result<Vec<Record>> {
             tool_name: field("tool_name"),
             tool_input: value.get("tool_input").cloned().unwrap_or(Value::Null),
             tool_response: value.get("tool_response").cloned().unwrap_or(Value::Null),
+            transcript: None,
         });
     }
     Ok(records)
@@ -84,7 +90,7 @@ pub fn read_corpus(path: &Path) -> Result<Vec<Record>> {
 pub fn payload(record: &Record) -> Value {
     json!({
         "session_id": "kompress-eval",
-        "transcript_path": "",
+        "transcript_path": record.transcript.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "cwd": "/testbed",
         "permission_mode": "default",
         "hook_event_name": "PostToolUse",
