@@ -174,16 +174,46 @@ pub struct Usage {
     pub line_used: Vec<bool>,
 }
 
+/// The choices behind the labels; [`Rules::DEFAULT`] is what training and evaluation use,
+/// the others exist to show why (`kompress model label-stats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Steps after the output that count as use.
+    pub horizon: usize,
+    /// Earlier steps' thoughts and commands count as known (not only this step's).
+    pub earlier_known: bool,
+    /// The final patch counts as use.
+    pub patch: bool,
+}
+
+impl Rules {
+    /// The rules in force.
+    pub const DEFAULT: Rules = Rules {
+        horizon: HORIZON,
+        earlier_known: true,
+        patch: true,
+    };
+}
+
 /// Label step `index` of `trajectory` with what the agent used of its output.
 pub fn label(trajectory: &Trajectory, index: usize, generic: &Generic) -> Usage {
+    label_with(trajectory, index, generic, Rules::DEFAULT)
+}
+
+/// [`label`] under other rules.
+pub fn label_with(trajectory: &Trajectory, index: usize, generic: &Generic, rules: Rules) -> Usage {
     let step = &trajectory.steps[index];
     let mut known = item_set(&trajectory.task);
-    for earlier in &trajectory.steps[..=index] {
+    let first_known = if rules.earlier_known { 0 } else { index };
+    for earlier in &trajectory.steps[first_known..=index] {
         known.extend(items(&earlier.thought));
         known.extend(items(&earlier.command));
     }
-    let mut later: HashSet<&str> = trajectory.patch.as_deref().map(item_set).unwrap_or_default();
-    for next in trajectory.steps.iter().skip(index + 1).take(HORIZON) {
+    let mut later: HashSet<&str> = match (rules.patch, trajectory.patch.as_deref()) {
+        (true, Some(patch)) => item_set(patch),
+        _ => HashSet::new(),
+    };
+    for next in trajectory.steps.iter().skip(index + 1).take(rules.horizon) {
         later.extend(items(&next.thought));
         later.extend(items(&next.command));
     }
@@ -210,6 +240,53 @@ pub fn label(trajectory: &Trajectory, index: usize, generic: &Generic) -> Usage 
     }
     usage.used = used;
     usage
+}
+
+/// The share of seen lines that hold a used item, per kind of command, under each of
+/// `rules` (outputs of `min_chars` or more): what `kompress model label-stats` prints.
+pub fn line_use_table(all: &[Trajectory], rules: &[Rules], min_chars: usize) -> String {
+    use crate::domain::{CommandKind, Hints};
+    let generic = Generic::of(all);
+    let mut out = String::from("| rules | ");
+    let kinds = CommandKind::ALL;
+    for k in kinds {
+        out.push_str(k.name());
+        out.push_str(" | ");
+    }
+    out.push_str("all |\n|---|");
+    out.push_str(&"---:|".repeat(kinds.len() + 1));
+    out.push('\n');
+    for r in rules {
+        // (lines seen, lines used) per kind, and in total.
+        let mut counts = vec![(0usize, 0usize); kinds.len() + 1];
+        for t in all {
+            for (i, step) in t.steps.iter().enumerate() {
+                if step.output.chars().count() < min_chars {
+                    continue;
+                }
+                let hints = Hints { tool_name: Some("Bash"), command: Some(&step.command), ..Hints::default() };
+                let k = kinds.iter().position(|k| *k == CommandKind::of(&hints)).unwrap_or(kinds.len() - 1);
+                let u = label_with(t, i, &generic, *r);
+                let seen = u.seen.iter().filter(|s| **s).count();
+                let used = u.line_used.iter().filter(|s| **s).count();
+                for slot in [k, kinds.len()] {
+                    counts[slot].0 += seen;
+                    counts[slot].1 += used;
+                }
+            }
+        }
+        let horizon = if r.horizon >= usize::MAX / 2 { "all".to_string() } else { r.horizon.to_string() };
+        out.push_str(&format!(
+            "| horizon {horizon}, earlier steps known: {}, patch: {} | ",
+            if r.earlier_known { "yes" } else { "no" },
+            if r.patch { "yes" } else { "no" }
+        ));
+        for (seen, used) in counts {
+            out.push_str(&format!("{:.1}% | ", 100.0 * used as f64 / seen.max(1) as f64));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Which of `used` survive in `after` (as whole items).

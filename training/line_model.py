@@ -230,7 +230,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="output of `kompress model line-data`")
     ap.add_argument("--out", required=True, help="where to write lines.json")
-    ap.add_argument("--target", type=float, default=0.975, help="item recall the prices are calibrated to, per kind")
+    ap.add_argument("--target", type=float, default=0.95, help="item recall the prices are calibrated to, per kind")
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--leaves", type=int, default=63)
     ap.add_argument("--threads", type=int, default=2)

@@ -5,6 +5,8 @@
 #   training/train.sh --smoke            # ~1-2 min on CPU, writes into a temp dir
 #   training/train.sh --ship             # full run, then `kompress model convert` into model/
 #   training/train.sh --setup-only       # only make the venv and the release binary
+#   training/train.sh --lines [--ship]   # the line model (~2 min): line data from the
+#                                        # trajectories, LightGBM, prices; --ship: into model/
 #
 # Needs cargo, python3 (3.10 or newer, with its venv module: `apt-get install python3-venv`
 # on Debian/Ubuntu) and, the first time, PyPI.
@@ -26,9 +28,12 @@ cd "$(dirname "$0")/.."
 say() { printf '[train.sh] %s\n' "$*" >&2; }
 
 setup_only=0
+lines=0
 args=()
 for a in "$@"; do
-  if [[ "$a" == --setup-only ]]; then setup_only=1; else args+=("$a"); fi
+  if [[ "$a" == --setup-only ]]; then setup_only=1
+  elif [[ "$a" == --lines ]]; then lines=1
+  else args+=("$a"); fi
 done
 
 if [[ -n "${PYTHON:-}" ]]; then
@@ -69,6 +74,22 @@ fi
 
 if [[ $setup_only == 1 ]]; then
   say "setup done: PYTHON=$PYTHON, target/release/kompress"
+  exit 0
+fi
+
+if [[ $lines == 1 ]]; then
+  out=training/runs/lines
+  mkdir -p "$out"
+  say "line data: target/release/kompress model line-data (features and use labels of every line)"
+  target/release/kompress model line-data \
+    --trajectories training/data/trajectories-dev.jsonl.gz --out "$out/lines.jsonl"
+  say "training the line model: $PYTHON training/line_model.py"
+  "$PYTHON" training/line_model.py --data "$out/lines.jsonl" --out "$out/lines.json"
+  if [[ " ${args[*]-} " == *" --ship "* ]]; then
+    cp "$out/lines.json" model/lines.json
+    say "shipped: model/lines.json ($(wc -c <model/lines.json) bytes)"
+  fi
+  say "measure it: target/release/kompress eval --trajectories training/data/trajectories-dev.jsonl.gz"
   exit 0
 fi
 

@@ -329,6 +329,13 @@ pub enum ModelCommand {
         #[arg(long, value_name = "DIR")]
         model: Option<std::path::PathBuf>,
     },
+    /// Print the share of output lines the agent used later, per kind of command, under
+    /// the label rules in force and the alternatives (horizon, what counts as known).
+    LabelStats {
+        /// Whole agent trajectories (`.jsonl` or `.jsonl.gz`).
+        #[arg(long, value_name = "FILE")]
+        trajectories: std::path::PathBuf,
+    },
     /// Write the line model's training data: features and use labels of every line of a
     /// trajectories file's step outputs (see `training/line_model.py`).
     LineData {
@@ -360,6 +367,21 @@ pub fn main(command: ModelCommand) -> Result<()> {
             } else {
                 print!("{}", info_text(&v));
             }
+        }
+        ModelCommand::LabelStats { trajectories } => {
+            use crate::usage::{Rules, line_use_table, read};
+            let all = read(&trajectories)?;
+            let d = Rules::DEFAULT;
+            let rules = [
+                Rules { horizon: 1, ..d },
+                Rules { horizon: 3, ..d },
+                d,
+                Rules { horizon: 10, ..d },
+                Rules { horizon: usize::MAX, ..d },
+                Rules { earlier_known: false, ..d },
+                Rules { patch: false, ..d },
+            ];
+            print!("{}", line_use_table(&all, &rules, crate::select::data::MIN_CHARS));
         }
         ModelCommand::LineData { trajectories, out } => {
             crate::select::data::write(&trajectories, &out)?;

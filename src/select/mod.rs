@@ -35,7 +35,7 @@ static KEEP_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?i:\b(?:error|errors|fail|failed|failure|failures|fatal|panic|panicked|exception|exceptions|traceback|denied|assert|assertion)\b)",
         r"|[a-z](?:Error|Exception|Failure|Warning)\b",
-        r"|\b[0-9]+ (?:passed|failed|errors?|skipped|tests?|warnings?|xfailed|deselected)\b",
+        r"|\b[0-9]+ (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b",
         r"|^Ran [0-9]+ tests?",
         r"|^(?:OK|FAILED)\b",
     ))
@@ -192,13 +192,14 @@ mod tests {
             "FAILED tests/test_a.py::test_b - assert 1 == 2",
             "===== 3 failed, 397 passed in 2.31s =====",
             "Ran 12 tests in 0.004s",
+            "===== 13 passed, 1 deselected in 0.19s =====",
             "OK",
             "AssertionError",
             "error: could not compile `x`",
         ] {
             assert!(is_signal(line), "{line}");
         }
-        for line in ["test_parse (tests.test_a) ... ok", "Collecting numpy", "  def errorless(self):"] {
+        for line in ["test_parse (tests.test_a) ... ok", "Collecting numpy", "  def errorless(self):", "drwxr-xr-x 3 root root 4096 May  6  2025 tests"] {
             assert!(!is_signal(line), "{line}");
         }
     }
