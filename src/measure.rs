@@ -65,6 +65,20 @@ pub fn command(binary: &Path, report: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// `binary measure-child --report REPORT -- PROGRAM ARGS…`: another program under the same
+/// launcher, for baselines measured the way the hook is (`kompress eval`'s bare `cat`).
+pub fn command_of(binary: &Path, report: &Path, program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("measure-child")
+        .arg("--report")
+        .arg(report)
+        .arg("--")
+        .arg(program)
+        .args(args);
+    command
+}
+
 /// The [`Usage`] a launcher wrote.
 pub fn read_report(path: &Path) -> Result<Usage> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

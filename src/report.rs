@@ -404,6 +404,7 @@ mod tests {
             json_valid: None,
             json_valid_whole: None,
             after: None,
+            cat_ms: 1.0,
         }
     }
 

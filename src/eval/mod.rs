@@ -278,6 +278,9 @@ pub struct Outcome {
     /// The text the model gets after the hook, when it was replaced.
     #[serde(skip)]
     pub after: Option<String>,
+    /// Wall time of a bare `cat` fed the same payload under the same launcher, ms: the
+    /// floor any hook process pays (process start, reading stdin), measured next to it.
+    pub cat_ms: f64,
 }
 
 /// Run every record through `binary hook` and collect the outcomes, one process at a
@@ -314,6 +317,25 @@ fn usage_report_path() -> PathBuf {
     std::env::temp_dir().join(format!("kompress-eval-usage-{}.json", std::process::id()))
 }
 
+/// A bare `cat` fed `payload` under the `measure-child` launcher: its wall time, ms.
+fn cat_ms(binary: &Path, report: &Path, payload: &[u8]) -> Result<f64> {
+    let _ = std::fs::remove_file(report);
+    let mut child = measure::command_of(binary, report, "cat", &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run cat")?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let payload = payload.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&payload));
+    std::io::copy(&mut stdout, &mut std::io::sink()).context("cannot read cat's stdout")?;
+    child.wait().context("cannot wait for cat")?;
+    let _ = writer.join();
+    Ok(measure::read_report(report)?.wall_ms)
+}
+
 fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<Outcome> {
     let mut payload = payload(record);
     // One session per record: the corpus's records come from many agent runs, in hash
@@ -322,6 +344,7 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
     let payload = serde_json::to_vec(&payload)?;
     // Under the launcher, so that the peak RSS is the hook's own (see `measure`).
     let report = usage_report_path();
+    let cat = cat_ms(binary, &report, &payload)?;
     let _ = std::fs::remove_file(&report);
     let mut child = measure::command(binary, &report, &["hook"])
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -363,6 +386,7 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         shape_error: None,
         crash: None,
         latency_ms: exit.wall_ms,
+        cat_ms: cat,
         max_rss_kb: exit.max_rss_kb,
         detected: detected_domain(record, &before).to_string(),
         retention: Retention {
@@ -541,6 +565,8 @@ pub struct Summary {
     pub head_tail_retention_pct: Option<f64>,
     /// Median latency, ms.
     pub p50_ms: f64,
+    /// Median wall time of a bare `cat` fed the same payloads in the same run, ms.
+    pub cat_p50_ms: f64,
     /// 95th percentile latency, ms.
     pub p95_ms: f64,
     /// Input bytes per second of hook time: `Σ bytes_in / Σ latency`, MB/s (10^6 bytes).
@@ -555,6 +581,7 @@ pub struct Summary {
 pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary {
     let mut s = Summary::default();
     let mut latencies = Vec::new();
+    let mut cat = Vec::new();
     let mut rss = Vec::new();
     let mut reductions = Vec::new();
     let mut reductions_replaced = Vec::new();
@@ -575,6 +602,7 @@ pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary
         s.head_tail_tokens_out += o.head_tail_tokens.unwrap_or(o.tokens_in);
         bytes_in += o.bytes_in;
         latencies.push(o.latency_ms);
+        cat.push(o.cat_ms);
         rss.push(o.max_rss_kb as f64 / 1024.0);
         let reduction = metrics::reduction_pct(o.tokens_in, o.tokens_out);
         reductions.push(reduction);
@@ -603,6 +631,8 @@ pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary
     latencies.sort_by(f64::total_cmp);
     s.p50_ms = percentile(&latencies, 0.50);
     s.p95_ms = percentile(&latencies, 0.95);
+    cat.sort_by(f64::total_cmp);
+    s.cat_p50_ms = percentile(&cat, 0.50);
     rss.sort_by(f64::total_cmp);
     s.rss_max_mb = rss.last().copied().unwrap_or(0.0);
     s.rss_p95_mb = percentile(&rss, 0.95);
@@ -643,11 +673,11 @@ pub fn pct(value: Option<f64>) -> String {
 /// A markdown table of per-domain summaries.
 pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
     let mut out = String::from(
-        "| domain | records | replaced | passthrough | tokens in | tokens out | reduction | median reduction | median reduction (replaced) | retention | head+tail retention | JSON invalid | invalid shapes | crashes | expansions | <200 chars changed | p50 ms | p95 ms | MB/s | RSS p95 MiB | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| domain | records | replaced | passthrough | tokens in | tokens out | reduction | median reduction | median reduction (replaced) | retention | head+tail retention | JSON invalid | invalid shapes | crashes | expansions | <200 chars changed | p50 ms | p95 ms | p50 ms, bare cat | p50 ÷ cat | MB/s | RSS p95 MiB | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let row = |name: &str, s: &Summary| {
         format!(
-            "| {name} | {} | {} | {:.1}% | {} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {}/{} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |\n",
+            "| {name} | {} | {} | {:.1}% | {} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {}/{} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
             s.records,
             s.replaced,
             s.passthrough_pct,
@@ -666,6 +696,8 @@ pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
             s.short_changed,
             s.p50_ms,
             s.p95_ms,
+            s.cat_p50_ms,
+            if s.cat_p50_ms > 0.0 { s.p50_ms / s.cat_p50_ms } else { 0.0 },
             s.throughput_mb_s,
             s.rss_p95_mb,
             s.rss_max_mb,

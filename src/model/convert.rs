@@ -247,6 +247,21 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
             "token classification"
         }
     };
+    let lines_path = dir.join(crate::scorer::LINES_FILE);
+    let lines = match std::fs::read(&lines_path) {
+        Err(_) => json!(null),
+        Ok(bytes) => match super::forest::Forest::from_json(&bytes, crate::select::features::NAMES) {
+            Ok(f) => json!({
+                "file": crate::scorer::LINES_FILE,
+                "bytes": bytes.len(),
+                "trees": f.trees(),
+                "prices": f.prices,
+                "train_repos": f.meta["train_repos"],
+                "calibration_repos": f.meta["calibration_repos"],
+            }),
+            Err(e) => json!({ "file": crate::scorer::LINES_FILE, "error": format!("{e:#}") }),
+        },
+    };
     Ok(json!({
         "dir": dir.display().to_string(),
         "hidden_size": cfg.hidden_size,
@@ -261,6 +276,7 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
         "gguf": weights,
         "safetensors_bytes": file_size(&dir.join(SAFETENSORS_FILE)),
         "tokenizer_ktok_bytes": file_size(&dir.join(COMPILED_FILE)),
+        "lines": lines,
     }))
 }
 
@@ -304,6 +320,24 @@ pub fn info_text(v: &serde_json::Value) -> String {
         s.push_str(&format!(
             "tokenizer   {COMPILED_FILE} · {:.1} MiB\n",
             b / (1 << 20) as f64
+        ));
+    }
+    let l = &v["lines"];
+    if l.is_null() {
+        s.push_str("line model  none (no lines.json): no whole lines are dropped\n");
+    } else if let Some(e) = l["error"].as_str() {
+        s.push_str(&format!("line model  unusable: {e}\n"));
+    } else {
+        let prices: Vec<String> = l["prices"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "line model  {} · {} trees · {:.0} KB · prices {}\n",
+            l["file"].as_str().unwrap_or(""),
+            l["trees"],
+            l["bytes"].as_f64().unwrap_or(0.0) / 1e3,
+            prices.join(", ")
         ));
     }
     s
