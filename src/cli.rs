@@ -308,8 +308,30 @@ fn compress_for_cli(
     }
     let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
     match pipeline::compress(&request, &config, scorer, deadline) {
-        Ok(compressed) => compressed.text.into_bytes(),
+        Ok(compressed) => {
+            // Line markers send the reader to `kompress show ID --lines A:B`: keep the
+            // original where that finds it, or give the original itself.
+            if crate::select::names_the_store(&compressed.text) && !store_original(&config, &text) {
+                return text.into_bytes();
+            }
+            compressed.text.into_bytes()
+        }
         Err(_) => text.into_bytes(),
+    }
+}
+
+/// Put `text` in the store of originals under its content id; false when it cannot be.
+fn store_original(config: &Config, text: &str) -> bool {
+    if config.store_max_bytes == 0 {
+        return false;
+    }
+    let Some(dirs) = Dirs::resolve() else { return false };
+    match Store::open(&dirs, config).put(&store::id_of(text.as_bytes()), text.as_bytes()) {
+        Ok(_) => true,
+        Err(err) => {
+            eprintln!("kompress: cannot keep the original ({err:#}); passing the output through");
+            false
+        }
     }
 }
 

@@ -97,3 +97,27 @@ fn a_short_output_is_left_to_the_rules() {
     let text = "Collecting a\nCollecting b\nCollecting c\n".repeat(2);
     assert_eq!(hook(&env, &text, "pip install a b c"), None);
 }
+
+/// Pipe mode has no hook to store the original: when its output names `kompress show ID
+/// --lines`, the original is in the store under that id.
+#[test]
+fn pipe_markers_point_at_a_stored_original() {
+    let env = Env::new().with_model();
+    let mut checked = 0;
+    for (_, text) in held_out_outputs(60) {
+        let out = env.run(&["--domain", "bash_output"], text.as_bytes());
+        assert!(out.status.success());
+        let after = String::from_utf8(out.stdout).unwrap();
+        let Some(marker) = after.lines().find(|l| l.contains(" omitted; kompress show ")) else { continue };
+        let mut words = marker.split("kompress show ").nth(1).unwrap().split_whitespace();
+        let (id, range) = (words.next().unwrap(), words.nth(1).unwrap().trim_end_matches(']'));
+        let shown = env.run(&["show", id, "--lines", range], b"");
+        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+        let (a, b) = range.split_once(':').unwrap();
+        let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+        let original: Vec<&str> = text.split('\n').collect();
+        assert_eq!(String::from_utf8(shown.stdout).unwrap().trim_end_matches('\n'), original[a - 1..b].join("\n"));
+        checked += 1;
+    }
+    assert!(checked > 0, "no pipe output had lines dropped");
+}

@@ -113,6 +113,12 @@ pub fn choose(scores: &[f32], tokens: &[f32], forced: &[bool], price: f32) -> Ve
     keep
 }
 
+/// Whether `text` holds a line marker that names `kompress show ID --lines`: its original
+/// must be in the store.
+pub fn names_the_store(text: &str) -> bool {
+    text.lines().any(|l| passes::is_marker(l) && l.contains(" omitted; kompress show "))
+}
+
 /// The marker of a run of omitted lines (1-based, inclusive). The first names the command
 /// that brings lines back; the others only their range, to cost few tokens.
 pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
