@@ -30,6 +30,9 @@ use crate::store;
 
 /// Outputs with fewer lines are left to the other passes.
 pub const MIN_LINES: usize = 8;
+/// Outputs with more lines are too (a persisted output can be 64 MiB): their features
+/// alone would take 176 bytes a line, and the middle elision bounds them anyway.
+pub const MAX_LINES: usize = 20_000;
 
 static KEEP_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
@@ -178,7 +181,7 @@ pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
 pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<String> {
     let price = *forest.prices.get(CommandKind::of(&context.hints).name())?;
     let lines: Vec<&str> = text.split('\n').collect();
-    if lines.len() < MIN_LINES {
+    if !(MIN_LINES..=MAX_LINES).contains(&lines.len()) {
         return None;
     }
     let scores = scores(text, context, forest);
