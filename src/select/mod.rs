@@ -37,7 +37,7 @@ pub const MAX_LINES: usize = 20_000;
 static KEEP_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?i:\b(?:error|errors|fail|failed|failure|failures|fatal|panic|panicked|exception|exceptions|traceback|denied|assert|assertion)\b)",
-        r"|[a-z](?:Error|Exception|Failure|Warning)\b",
+        r"|[A-Za-z0-9_](?:Error|Exception|Failure|Warning)\b",
         r"|\b[0-9]+ (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b",
         r"|^Ran [0-9]+ tests?",
         r"|^(?:OK|FAILED)\b",
@@ -204,6 +204,7 @@ mod tests {
             "===== 13 passed, 1 deselected in 0.19s =====",
             "OK",
             "AssertionError",
+            "  WARNING: Retrying after connection broken by 'SSLError(SSLEOFError(8, 'EOF'))'",
             "error: could not compile `x`",
         ] {
             assert!(is_signal(line), "{line}");
