@@ -74,7 +74,8 @@ pub struct Step {
 
 /// Read a trajectories file (JSON Lines, gzipped when the name ends in `.gz`).
 pub fn read(path: &Path) -> Result<Vec<Trajectory>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
@@ -140,7 +141,12 @@ pub struct Generic {
 impl Generic {
     /// Count over every step output of `trajectories`.
     pub fn of(trajectories: &[Trajectory]) -> Generic {
-        Generic::count(trajectories.iter().flat_map(|t| &t.steps).map(|s| s.output.as_str()))
+        Generic::count(
+            trajectories
+                .iter()
+                .flat_map(|t| &t.steps)
+                .map(|s| s.output.as_str()),
+        )
     }
 
     /// Count over `outputs`.
@@ -153,7 +159,10 @@ impl Generic {
                 *df.entry(item.to_string()).or_default() += 1;
             }
         }
-        Generic { df, outputs: outputs_seen }
+        Generic {
+            df,
+            outputs: outputs_seen,
+        }
     }
 
     /// Whether `item` occurs in at least [`GENERIC_DF`] of the outputs.
@@ -218,7 +227,8 @@ pub fn label_with(trajectory: &Trajectory, index: usize, generic: &Generic, rule
         later.extend(items(&next.command));
     }
     let shown_lines: Option<HashSet<&str>> = step.shown.as_deref().map(|s| s.split('\n').collect());
-    let is_used = |item: &str| later.contains(item) && !known.contains(item) && !generic.is_generic(item);
+    let is_used =
+        |item: &str| later.contains(item) && !known.contains(item) && !generic.is_generic(item);
     let mut used: Vec<String> = Vec::new();
     let mut seen_used: HashSet<&str> = HashSet::new();
     let mut usage = Usage::default();
@@ -264,8 +274,15 @@ pub fn line_use_table(all: &[Trajectory], rules: &[Rules], min_chars: usize) -> 
                 if step.output.chars().count() < min_chars {
                     continue;
                 }
-                let hints = Hints { tool_name: Some("Bash"), command: Some(&step.command), ..Hints::default() };
-                let k = kinds.iter().position(|k| *k == CommandKind::of(&hints)).unwrap_or(kinds.len() - 1);
+                let hints = Hints {
+                    tool_name: Some("Bash"),
+                    command: Some(&step.command),
+                    ..Hints::default()
+                };
+                let k = kinds
+                    .iter()
+                    .position(|k| *k == CommandKind::of(&hints))
+                    .unwrap_or(kinds.len() - 1);
                 let u = label_with(t, i, &generic, *r);
                 let seen = u.seen.iter().filter(|s| **s).count();
                 let used = u.line_used.iter().filter(|s| **s).count();
@@ -275,14 +292,21 @@ pub fn line_use_table(all: &[Trajectory], rules: &[Rules], min_chars: usize) -> 
                 }
             }
         }
-        let horizon = if r.horizon >= usize::MAX / 2 { "all".to_string() } else { r.horizon.to_string() };
+        let horizon = if r.horizon >= usize::MAX / 2 {
+            "all".to_string()
+        } else {
+            r.horizon.to_string()
+        };
         out.push_str(&format!(
             "| horizon {horizon}, earlier steps known: {}, patch: {} | ",
             if r.earlier_known { "yes" } else { "no" },
             if r.patch { "yes" } else { "no" }
         ));
         for (seen, used) in counts {
-            out.push_str(&format!("{:.1}% | ", 100.0 * used as f64 / seen.max(1) as f64));
+            out.push_str(&format!(
+                "{:.1}% | ",
+                100.0 * used as f64 / seen.max(1) as f64
+            ));
         }
         out.push('\n');
     }
@@ -321,7 +345,8 @@ mod tests {
 
     #[test]
     fn items_are_words_and_dotted_numbers() {
-        let got: Vec<&str> = items("File \"a/b.py\", line 1234, in parse_v2: 3.11.4 x ok").collect();
+        let got: Vec<&str> =
+            items("File \"a/b.py\", line 1234, in parse_v2: 3.11.4 x ok").collect();
         assert_eq!(got, ["File", "line", "1234", "parse_v2", "3.11.4"]);
     }
 
@@ -329,8 +354,16 @@ mod tests {
     fn used_means_later_and_new() {
         let t = trajectory(
             vec![
-                step("look for parse_header", "grep -rn parse_header src", "src/http.py:10:def parse_header(raw):\nsrc/mail.py:99:    parse_header(x) # legacy_mode\nsrc/util.py:5:import nothing_here"),
-                step("The http module is the one", "sed -n 1,40p src/http.py", "..."),
+                step(
+                    "look for parse_header",
+                    "grep -rn parse_header src",
+                    "src/http.py:10:def parse_header(raw):\nsrc/mail.py:99:    parse_header(x) # legacy_mode\nsrc/util.py:5:import nothing_here",
+                ),
+                step(
+                    "The http module is the one",
+                    "sed -n 1,40p src/http.py",
+                    "...",
+                ),
                 step("", "python -c 'legacy_mode'", ""),
             ],
             "--- a/src/http.py\n+++ b/src/http.py\n",
@@ -362,7 +395,10 @@ mod tests {
     fn unseen_lines_are_not_evidence() {
         let mut s = step("", "cat big.log", "head_line\nmiddle_secret\ntail_line");
         s.shown = Some("head_line\n[... output cut ...]\ntail_line".into());
-        let t = trajectory(vec![s, step("middle_secret tail_line head_line", "true", "")], "");
+        let t = trajectory(
+            vec![s, step("middle_secret tail_line head_line", "true", "")],
+            "",
+        );
         let u = label(&t, 0, &Generic::of(std::slice::from_ref(&t)));
         assert_eq!(u.seen, [true, false, true]);
         assert_eq!(u.line_used, [true, false, true]);
@@ -372,7 +408,9 @@ mod tests {
     #[test]
     fn generic_items_are_not_used() {
         // `common` is in every output: at least 5% of them.
-        let mut steps: Vec<Step> = (0..40).map(|i| step("", "true", &format!("common rare{i}"))).collect();
+        let mut steps: Vec<Step> = (0..40)
+            .map(|i| step("", "true", &format!("common rare{i}")))
+            .collect();
         steps.insert(1, step("common rare0", "true", ""));
         let t = trajectory(steps, "");
         let u = label(&t, 0, &Generic::of(std::slice::from_ref(&t)));

@@ -16,23 +16,37 @@ fn hook(env: &Env, text: &str, command: &str) -> Option<String> {
     });
     let out = env.run(&["hook"], payload.to_string().as_bytes());
     assert!(out.status.success());
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if out.stdout.is_empty() {
         return None;
     }
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"].as_str().unwrap().to_string())
+    Some(
+        reply["hookSpecificOutput"]["updatedToolOutput"]["stdout"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
 }
 
 /// Step outputs of one held-out repository of the shipped trajectories (never trained on):
 /// (command, output) of the non-read outputs of 200+ characters.
 fn held_out_outputs(limit: usize) -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/training/data/trajectories-dev.jsonl.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/training/data/trajectories-dev.jsonl.gz"
+    );
     let all = kompress::usage::read(std::path::Path::new(path)).unwrap();
     let mut out = Vec::new();
     for t in all.iter().filter(|t| t.repo == "pylint-dev/astroid") {
         for step in &t.steps {
-            let reads = ["cat ", "sed ", "head ", "tail ", "nl "].iter().any(|r| step.command.starts_with(r));
+            let reads = ["cat ", "sed ", "head ", "tail ", "nl "]
+                .iter()
+                .any(|r| step.command.starts_with(r));
             if step.output.len() >= 200 && step.output.lines().count() >= 8 && !reads {
                 out.push((step.command.clone(), step.output.clone()));
             }
@@ -47,11 +61,17 @@ fn dropped_runs_come_back_by_their_line_numbers() {
     let env = Env::new().with_model();
     let mut with_markers = 0;
     for (command, text) in held_out_outputs(60) {
-        let Some(after) = hook(&env, &text, &command) else { continue };
+        let Some(after) = hook(&env, &text, &command) else {
+            continue;
+        };
         assert!(after.len() < text.len());
         let original: Vec<&str> = text.split('\n').collect();
         // The last non-blank line and every error line stay.
-        let last = original.iter().rev().find(|l| !l.trim().is_empty()).unwrap();
+        let last = original
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap();
         // (Its words: a path list's last path may be grouped under its directory.)
         let kept: std::collections::HashSet<&str> = kompress::usage::items(&after).collect();
         assert!(
@@ -59,26 +79,49 @@ fn dropped_runs_come_back_by_their_line_numbers() {
             "{command}: last line {last:?} lost:\n{after}"
         );
         for line in original.iter().filter(|l| l.contains("Error: ")) {
-            assert!(after.contains(line.trim_end()), "{command}: {line:?} lost:\n{after}");
+            assert!(
+                after.contains(line.trim_end()),
+                "{command}: {line:?} lost:\n{after}"
+            );
         }
-        let markers: Vec<&str> = after.lines().filter(|l| l.starts_with("[kompress: line")).collect();
+        let markers: Vec<&str> = after
+            .lines()
+            .filter(|l| l.starts_with("[kompress: line"))
+            .collect();
         if markers.is_empty() {
             continue;
         }
         with_markers += 1;
         // The first marker names the command; every marker names its original range.
-        let id = markers[0].split("kompress show ").nth(1).unwrap().split(' ').next().unwrap();
+        let id = markers[0]
+            .split("kompress show ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
         for marker in markers {
             let range = marker.split_whitespace().nth(2).unwrap();
             let (a, b) = range.split_once('-').unwrap_or((range, range));
             let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
             let shown = env.run(&["show", id, "--lines", &format!("{a}:{b}")], b"");
-            assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+            assert!(
+                shown.status.success(),
+                "{}",
+                String::from_utf8_lossy(&shown.stderr)
+            );
             let shown = String::from_utf8(shown.stdout).unwrap();
-            assert_eq!(shown.trim_end_matches('\n'), original[a - 1..b].join("\n"), "{command}: {marker}");
+            assert_eq!(
+                shown.trim_end_matches('\n'),
+                original[a - 1..b].join("\n"),
+                "{command}: {marker}"
+            );
         }
     }
-    assert!(with_markers >= 3, "only {with_markers} outputs had lines dropped");
+    assert!(
+        with_markers >= 3,
+        "only {with_markers} outputs had lines dropped"
+    );
 }
 
 #[test]
@@ -112,15 +155,36 @@ fn pipe_markers_point_at_a_stored_original() {
         let out = env.run(&["--domain", "bash_output"], text.as_bytes());
         assert!(out.status.success());
         let after = String::from_utf8(out.stdout).unwrap();
-        let Some(marker) = after.lines().find(|l| l.contains(" omitted; kompress show ")) else { continue };
-        let mut words = marker.split("kompress show ").nth(1).unwrap().split_whitespace();
-        let (id, range) = (words.next().unwrap(), words.nth(1).unwrap().trim_end_matches(']'));
+        let Some(marker) = after
+            .lines()
+            .find(|l| l.contains(" omitted; kompress show "))
+        else {
+            continue;
+        };
+        let mut words = marker
+            .split("kompress show ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace();
+        let (id, range) = (
+            words.next().unwrap(),
+            words.nth(1).unwrap().trim_end_matches(']'),
+        );
         let shown = env.run(&["show", id, "--lines", range], b"");
-        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
         let (a, b) = range.split_once(':').unwrap();
         let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
         let original: Vec<&str> = text.split('\n').collect();
-        assert_eq!(String::from_utf8(shown.stdout).unwrap().trim_end_matches('\n'), original[a - 1..b].join("\n"));
+        assert_eq!(
+            String::from_utf8(shown.stdout)
+                .unwrap()
+                .trim_end_matches('\n'),
+            original[a - 1..b].join("\n")
+        );
         checked += 1;
     }
     assert!(checked > 0, "no pipe output had lines dropped");

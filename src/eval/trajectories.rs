@@ -137,8 +137,9 @@ pub struct TrajectoryResult {
     pub problems: usize,
 }
 
-static ERROR_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)\b").expect("valid regex"));
+static ERROR_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)\b").expect("valid regex")
+});
 
 /// `…Error` and `…Exception` names, except test classes (`TestValidationError` in a
 /// passing test's id is not an error).
@@ -155,13 +156,22 @@ fn error_names(text: &str) -> BTreeSet<&str> {
 fn plain_line(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     let decoration = |w: &&str| w.chars().all(|c| !c.is_alphanumeric());
-    let start = words.iter().position(|w| !decoration(w)).unwrap_or(words.len());
-    let end = words.iter().rposition(|w| !decoration(w)).map_or(start, |e| e + 1);
+    let start = words
+        .iter()
+        .position(|w| !decoration(w))
+        .unwrap_or(words.len());
+    let end = words
+        .iter()
+        .rposition(|w| !decoration(w))
+        .map_or(start, |e| e + 1);
     words[start..end].join(" ")
 }
 
 fn signal_lines(text: &str) -> BTreeSet<String> {
-    text.lines().filter(|l| select::is_signal(l)).map(plain_line).collect()
+    text.lines()
+        .filter(|l| select::is_signal(l))
+        .map(plain_line)
+        .collect()
 }
 
 fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
@@ -173,8 +183,14 @@ fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
         tokens_out,
         used: case.used.len(),
         kept: usage::kept(&case.used, after),
-        error_names_lost: error_names(before).iter().filter(|n| !names_after.contains(*n)).count(),
-        signal_lines_lost: signal_lines(before).iter().filter(|l| !lines_after.contains(l.as_str())).count(),
+        error_names_lost: error_names(before)
+            .iter()
+            .filter(|n| !names_after.contains(*n))
+            .count(),
+        signal_lines_lost: signal_lines(before)
+            .iter()
+            .filter(|l| !lines_after.contains(l.as_str()))
+            .count(),
     }
 }
 
@@ -206,8 +222,14 @@ fn transcript_lines(t: &Trajectory, index: usize, id: &str, out: &mut Vec<String
     );
 }
 
-fn write_transcript(path: &Path, t: &Trajectory, index: usize, id_of: impl Fn(usize) -> String) -> Result<()> {
-    let mut lines = vec![json!({"type": "user", "message": {"role": "user", "content": t.task}}).to_string()];
+fn write_transcript(
+    path: &Path,
+    t: &Trajectory,
+    index: usize,
+    id_of: impl Fn(usize) -> String,
+) -> Result<()> {
+    let mut lines =
+        vec![json!({"type": "user", "message": {"role": "user", "content": t.task}}).to_string()];
     for earlier in index.saturating_sub(TRANSCRIPT_STEPS)..index {
         transcript_lines(t, earlier, &id_of(earlier), &mut lines);
         let output: String = t.steps[earlier].output.chars().take(4000).collect();
@@ -218,7 +240,8 @@ fn write_transcript(path: &Path, t: &Trajectory, index: usize, id_of: impl Fn(us
         );
     }
     transcript_lines(t, index, &id_of(index), &mut lines);
-    let mut f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     for l in lines {
         writeln!(f, "{l}")?;
     }
@@ -238,7 +261,12 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
     let mut excluded: Vec<String> = Vec::new();
     if !options.all_repos {
         for key in ["train_repos", "calibration_repos"] {
-            for repo in meta[key].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            for repo in meta[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+            {
                 excluded.push(repo.to_string());
             }
         }
@@ -292,7 +320,10 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
         }
     }
     if cases.is_empty() {
-        bail!("no step output of {}+ characters outside the excluded repositories", select::data::MIN_CHARS);
+        bail!(
+            "no step output of {}+ characters outside the excluded repositories",
+            select::data::MIN_CHARS
+        );
     }
     // A fresh state directory per run: session memory must not link a run to the one
     // before it (the same step would be "unchanged since the earlier call").
@@ -308,11 +339,23 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
         }
         Ok(env)
     };
-    eprintln!("{} step outputs of {trajectories} trajectories, 3 runs", cases.len());
+    eprintln!(
+        "{} step outputs of {trajectories} trajectories, 3 runs",
+        cases.len()
+    );
     let runs: Vec<(&str, Result<Vec<Outcome>>)> = vec![
-        ("rules", super::run(binary, &with_intent, &env("rules", false)?)),
-        ("model_no_intent", super::run(binary, &without, &env("model_no_intent", true)?)),
-        ("model_intent", super::run(binary, &with_intent, &env("model_intent", true)?)),
+        (
+            "rules",
+            super::run(binary, &with_intent, &env("rules", false)?),
+        ),
+        (
+            "model_no_intent",
+            super::run(binary, &without, &env("model_no_intent", true)?),
+        ),
+        (
+            "model_intent",
+            super::run(binary, &with_intent, &env("model_intent", true)?),
+        ),
     ];
     let _ = std::fs::remove_dir_all(&work);
     let mut groups: BTreeMap<String, BTreeMap<String, Totals>> = BTreeMap::new();
@@ -342,7 +385,12 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
                     keys.push("non_read".to_string());
                 }
                 for key in keys {
-                    groups.entry(key).or_default().entry(run.to_string()).or_default().add(&s);
+                    groups
+                        .entry(key)
+                        .or_default()
+                        .entry(run.to_string())
+                        .or_default()
+                        .add(&s);
                 }
             }
         }
@@ -399,10 +447,16 @@ pub fn main(options: &Options) -> Result<()> {
     let mut config = Config::load()?;
     config.model = true;
     let Some(model) = crate::scorer::installed(&config, &options.model) else {
-        bail!("no model found (--model, KOMPRESS_MODEL, the data directory, the repository's model/)");
+        bail!(
+            "no model found (--model, KOMPRESS_MODEL, the data directory, the repository's model/)"
+        );
     };
     if model.lines().is_none() {
-        bail!("{} has no usable line model ({})", model.dir().display(), crate::scorer::LINES_FILE);
+        bail!(
+            "{} has no usable line model ({})",
+            model.dir().display(),
+            crate::scorer::LINES_FILE
+        );
     }
     let result = evaluate(&binary, options, &model)?;
     if let Some(dir) = &options.report {
@@ -441,5 +495,8 @@ pub fn main(options: &Options) -> Result<()> {
 
 /// The file name only: reports are committed, machine paths are not.
 fn r_file(path: &str) -> &str {
-    Path::new(path).file_name().and_then(|n| n.to_str()).unwrap_or(path)
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(path)
 }

@@ -37,7 +37,11 @@ impl Tree {
         let mut node = 0usize;
         loop {
             let go_left = x[self.feature[node] as usize] <= self.threshold[node];
-            let next = if go_left { self.left[node] } else { self.right[node] };
+            let next = if go_left {
+                self.left[node]
+            } else {
+                self.right[node]
+            };
             if next < 0 {
                 return self.leaf[(-next - 1) as usize];
             }
@@ -52,13 +56,22 @@ impl Tree {
             "tree arrays differ in length"
         );
         ensure!(!self.leaf.is_empty(), "tree without leaves");
-        ensure!(nodes == 0 || nodes + 1 == self.leaf.len(), "a binary tree has one leaf more than nodes");
+        ensure!(
+            nodes == 0 || nodes + 1 == self.leaf.len(),
+            "a binary tree has one leaf more than nodes"
+        );
         for i in 0..nodes {
-            ensure!((self.feature[i] as usize) < features, "feature index out of range");
+            ensure!(
+                (self.feature[i] as usize) < features,
+                "feature index out of range"
+            );
             for child in [self.left[i], self.right[i]] {
                 if child >= 0 {
                     // Children come after their parent: no cycles.
-                    ensure!((child as usize) > i && (child as usize) < nodes, "bad child index");
+                    ensure!(
+                        (child as usize) > i && (child as usize) < nodes,
+                        "bad child index"
+                    );
                 } else {
                     ensure!(((-child - 1) as usize) < self.leaf.len(), "bad leaf index");
                 }

@@ -29,7 +29,8 @@ fn rounded(x: &[f32]) -> Vec<Vec<f32>> {
 pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
     let all = usage::read(trajectories)?;
     let generic = Generic::of(&all);
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
     // A header: the feature names, in order, for the model file.
     serde_json::to_writer(&mut w, &json!({ "features": features::NAMES }))?;
@@ -50,14 +51,21 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
             let usage = usage::label(t, index, &generic);
             let intent = Some(step.thought.as_str()).filter(|s| !s.trim().is_empty());
             let x = features::extract(&step.output, kind, domain, &step.command, intent, is_signal);
-            let x_none = features::extract(&step.output, kind, domain, &step.command, None, is_signal);
+            let x_none =
+                features::extract(&step.output, kind, domain, &step.command, None, is_signal);
             let lines: Vec<&str> = step.output.split('\n').collect();
-            let index_of: std::collections::HashMap<&str, usize> =
-                usage.used.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
+            let index_of: std::collections::HashMap<&str, usize> = usage
+                .used
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.as_str(), i))
+                .collect();
             let items: Vec<Vec<usize>> = lines
                 .iter()
                 .map(|l| {
-                    let mut v: Vec<usize> = usage::items(l).filter_map(|w| index_of.get(w).copied()).collect();
+                    let mut v: Vec<usize> = usage::items(l)
+                        .filter_map(|w| index_of.get(w).copied())
+                        .collect();
                     v.sort_unstable();
                     v.dedup();
                     v

@@ -60,6 +60,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// English words an intent is full of that say nothing about which line is wanted.
+#[rustfmt::skip]
 const STOP: &[&str] = &[
     "the", "and", "for", "that", "this", "with", "from", "are", "was", "were", "will", "can",
     "let", "now", "see", "look", "check", "file", "files", "code", "which", "what", "where",
@@ -103,9 +104,17 @@ fn is_location(line: &str) -> bool {
 
 fn is_code_def(line: &str) -> bool {
     let t = line.trim_start();
-    ["def ", "class ", "async def ", "fn ", "pub fn ", "function ", "func "]
-        .iter()
-        .any(|p| t.starts_with(p))
+    [
+        "def ",
+        "class ",
+        "async def ",
+        "fn ",
+        "pub fn ",
+        "function ",
+        "func ",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
 }
 
 /// A line's shape: every run of letters, digits and `_` as `a`, the rest as it is, so
@@ -209,19 +218,32 @@ pub fn extract(
     let signals: Vec<bool> = lines.iter().map(|l| signal(l)).collect();
     let intent_dist = distances(&overlap.iter().map(|&o| o > 0).collect::<Vec<_>>(), 1000);
     let signal_dist = distances(&signals, 1000);
-    let kind_index = CommandKind::ALL.iter().position(|k| *k == kind).unwrap_or(7);
+    let kind_index = CommandKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(7);
     let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::with_capacity(n * NAMES.len());
     for (i, line) in lines.iter().enumerate() {
         let items = &line_items[i];
         let unique: HashSet<&str> = items.iter().map(String::as_str).collect();
         let ident = ident_counts[i];
-        let rare = unique.iter().filter(|w| line_df.get(**w) == Some(&1)).count();
-        let command_overlap = unique.iter().filter(|w| command_items.contains(**w)).count();
+        let rare = unique
+            .iter()
+            .filter(|w| line_df.get(**w) == Some(&1))
+            .count();
+        let command_overlap = unique
+            .iter()
+            .filter(|w| command_items.contains(**w))
+            .count();
         let near = |r: usize| {
             let lo = i.saturating_sub(r);
             let hi = (i + r + 1).min(n);
-            (lo..hi).filter(|&j| j != i).map(|j| overlap[j]).max().unwrap_or(0)
+            (lo..hi)
+                .filter(|&j| j != i)
+                .map(|j| overlap[j])
+                .max()
+                .unwrap_or(0)
         };
         let novel = unique.iter().filter(|w| !seen.contains(**w)).count();
         let chars = line.chars().count().max(1);
@@ -245,7 +267,11 @@ pub fn extract(
         out.push(ident as f32);
         out.push(rare as f32);
         out.push(overlap[i] as f32);
-        out.push(if unique.is_empty() { 0.0 } else { overlap[i] as f32 / unique.len() as f32 });
+        out.push(if unique.is_empty() {
+            0.0
+        } else {
+            overlap[i] as f32 / unique.len() as f32
+        });
         out.push(command_overlap as f32);
         out.push(near(2) as f32);
         out.push(near(8) as f32);
@@ -257,15 +283,31 @@ pub fn extract(
         out.push(f32::from(is_location(line)));
         out.push(f32::from(is_code_def(line)));
         out.push(log2p(dup.get(line.trim()).copied().unwrap_or(1) as usize));
-        out.push(if unique.is_empty() { 0.0 } else { novel as f32 / unique.len() as f32 });
+        out.push(if unique.is_empty() {
+            0.0
+        } else {
+            novel as f32 / unique.len() as f32
+        });
         out.push(digits as f32 / chars as f32);
         out.push(punct as f32 / chars as f32);
         out.push(f32::from(line.trim_end().ends_with(':')));
         out.push(log2p(shape_count[shapes[i].as_str()] as usize));
-        out.push(if i > 0 { ident_counts[i - 1] as f32 } else { 0.0 });
-        out.push(if i + 1 < n { ident_counts[i + 1] as f32 } else { 0.0 });
+        out.push(if i > 0 {
+            ident_counts[i - 1] as f32
+        } else {
+            0.0
+        });
+        out.push(if i + 1 < n {
+            ident_counts[i + 1] as f32
+        } else {
+            0.0
+        });
         out.push(if i > 0 { overlap[i - 1] as f32 } else { 0.0 });
-        out.push(if i + 1 < n { overlap[i + 1] as f32 } else { 0.0 });
+        out.push(if i + 1 < n {
+            overlap[i + 1] as f32
+        } else {
+            0.0
+        });
         out.push(log2p(crate::tokens::count(line)));
         seen.extend(unique);
     }
@@ -290,7 +332,8 @@ mod tests {
         );
         let w = NAMES.len();
         assert_eq!(f.len(), 4 * w);
-        let at = |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
+        let at =
+            |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
         assert_eq!(at(0, "kind_search"), 1.0);
         assert_eq!(at(0, "location"), 1.0);
         assert_eq!(at(0, "code_def"), 0.0);
@@ -301,7 +344,17 @@ mod tests {
         assert_eq!(at(3, "intent_overlap"), 1.0); // valueerror
         assert_eq!(at(2, "intent_dist_log"), 1.0); // one line from an overlap
         assert_eq!(at(0, "intent_present"), 1.0);
-        let none = extract(text, CommandKind::Search, Domain::SearchResult, "", None, |_| false);
-        assert_eq!(none[NAMES.iter().position(|n| *n == "intent_present").unwrap()], 0.0);
+        let none = extract(
+            text,
+            CommandKind::Search,
+            Domain::SearchResult,
+            "",
+            None,
+            |_| false,
+        );
+        assert_eq!(
+            none[NAMES.iter().position(|n| *n == "intent_present").unwrap()],
+            0.0
+        );
     }
 }

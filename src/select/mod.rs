@@ -65,8 +65,17 @@ pub struct Context<'a> {
 pub fn scores(text: &str, context: &Context<'_>, forest: &Forest) -> Vec<f32> {
     let kind = CommandKind::of(&context.hints);
     let command = context.hints.command.unwrap_or("");
-    let x = features::extract(text, kind, context.domain, command, context.intent, is_signal);
-    x.chunks_exact(features::NAMES.len()).map(|row| forest.predict(row)).collect()
+    let x = features::extract(
+        text,
+        kind,
+        context.domain,
+        command,
+        context.intent,
+        is_signal,
+    );
+    x.chunks_exact(features::NAMES.len())
+        .map(|row| forest.predict(row))
+        .collect()
 }
 
 /// cl100k tokens [`choose`] counts for a marker line.
@@ -111,7 +120,11 @@ pub fn choose(scores: &[f32], tokens: &[f32], forced: &[bool], price: f32) -> Ve
     let mut in_dropped = dropped < kept;
     for i in (0..n).rev() {
         keep[i] = !in_dropped;
-        in_dropped = if in_dropped { from_dropped_d[i] } else { from_dropped_k[i] };
+        in_dropped = if in_dropped {
+            from_dropped_d[i]
+        } else {
+            from_dropped_k[i]
+        };
     }
     keep
 }
@@ -119,15 +132,22 @@ pub fn choose(scores: &[f32], tokens: &[f32], forced: &[bool], price: f32) -> Ve
 /// Whether `text` holds a line marker that names `kompress show ID --lines`: its original
 /// must be in the store.
 pub fn names_the_store(text: &str) -> bool {
-    text.lines().any(|l| passes::is_marker(l) && l.contains(" omitted; kompress show "))
+    text.lines()
+        .any(|l| passes::is_marker(l) && l.contains(" omitted; kompress show "))
 }
 
 /// The marker of a run of omitted lines (1-based, inclusive). The first names the command
 /// that brings lines back; the others only their range, to cost few tokens.
 pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
-    let range = if first == last { format!("line {first}") } else { format!("lines {first}-{last}") };
+    let range = if first == last {
+        format!("line {first}")
+    } else {
+        format!("lines {first}-{last}")
+    };
     match id {
-        Some(id) => passes::marker(&format!("{range} omitted; kompress show {id} --lines {first}:{last}")),
+        Some(id) => passes::marker(&format!(
+            "{range} omitted; kompress show {id} --lines {first}:{last}"
+        )),
         None => passes::marker(&format!("{range} omitted")),
     }
 }
@@ -163,7 +183,10 @@ pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
             i += 1;
         }
         let marker = marker(start + 1, i, (!dropped).then_some(id));
-        let tokens: usize = lines[start..i].iter().map(|l| crate::tokens::count(l) + 1).sum();
+        let tokens: usize = lines[start..i]
+            .iter()
+            .map(|l| crate::tokens::count(l) + 1)
+            .sum();
         if tokens <= crate::tokens::count(&marker) + 1 {
             for line in &lines[start..i] {
                 push(&mut out, line);
@@ -185,7 +208,10 @@ pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<Stri
         return None;
     }
     let scores = scores(text, context, forest);
-    let tokens: Vec<f32> = lines.iter().map(|l| (crate::tokens::count(l) + 1) as f32).collect();
+    let tokens: Vec<f32> = lines
+        .iter()
+        .map(|l| (crate::tokens::count(l) + 1) as f32)
+        .collect();
     apply(text, &choose(&scores, &tokens, &forced(&lines), price))
 }
 
@@ -209,14 +235,21 @@ mod tests {
         ] {
             assert!(is_signal(line), "{line}");
         }
-        for line in ["test_parse (tests.test_a) ... ok", "Collecting numpy", "  def errorless(self):", "drwxr-xr-x 3 root root 4096 May  6  2025 tests"] {
+        for line in [
+            "test_parse (tests.test_a) ... ok",
+            "Collecting numpy",
+            "  def errorless(self):",
+            "drwxr-xr-x 3 root root 4096 May  6  2025 tests",
+        ] {
             assert!(!is_signal(line), "{line}");
         }
     }
 
     #[test]
     fn runs_become_markers_with_original_line_numbers() {
-        let lines: Vec<String> = (1..=30).map(|i| format!("line number {i} with some padding text")).collect();
+        let lines: Vec<String> = (1..=30)
+            .map(|i| format!("line number {i} with some padding text"))
+            .collect();
         let text = lines.join("\n");
         let mut keep = vec![false; 30];
         keep[0] = true;
@@ -239,7 +272,13 @@ mod tests {
 
     #[test]
     fn signal_and_last_lines_are_forced() {
-        let lines = ["noise", "ValueError: x", "[kompress: lines 3-9 omitted]", "last words", ""];
+        let lines = [
+            "noise",
+            "ValueError: x",
+            "[kompress: lines 3-9 omitted]",
+            "last words",
+            "",
+        ];
         assert_eq!(forced(&lines), [false, true, true, true, false]);
     }
 
@@ -255,10 +294,19 @@ mod tests {
         let mut forced = [false; 10];
         forced[5] = true;
         let keep = choose(&[0.01; 10], &[20.0; 10], &forced, 100.0);
-        assert_eq!(keep, [false, false, false, false, false, true, false, false, false, false]);
+        assert_eq!(
+            keep,
+            [
+                false, false, false, false, false, true, false, false, false, false
+            ]
+        );
         // A likely-needed line stays even at a low price when its tokens are few.
-        let keep = choose(&[0.01, 0.01, 0.5, 0.01, 0.01], &[30.0, 30.0, 5.0, 30.0, 30.0], &[false; 5], 100.0);
+        let keep = choose(
+            &[0.01, 0.01, 0.5, 0.01, 0.01],
+            &[30.0, 30.0, 5.0, 30.0, 30.0],
+            &[false; 5],
+            100.0,
+        );
         assert_eq!(keep, [false, false, true, false, false]);
     }
 }
-
