@@ -7,7 +7,7 @@
 //! DUMP_OUT=scores-16.jsonl KOMPRESS_ACT_BITS=16 \
 //!     cargo test --release --test score_dump -- --ignored --nocapture
 //! ```
-//! `DUMP_CORPUS` (default `../shared/corpus/dev.jsonl.gz` next to the repository),
+//! `DUMP_CORPUS` (default `training/data/dev.jsonl.gz`),
 //! `DUMP_RECORDS` (default 300), `DUMP_MODEL` (default the repository's `model/`).
 
 use std::io::{BufRead, BufReader, Write};
@@ -63,7 +63,7 @@ fn final_keep(text: &str, scores: &[f32]) -> Vec<bool> {
 fn corpus_scores() {
     let out_path = std::env::var("DUMP_OUT").expect("DUMP_OUT");
     let corpus = std::env::var("DUMP_CORPUS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev.jsonl.gz").into()
+        concat!(env!("CARGO_MANIFEST_DIR"), "/training/data/dev.jsonl.gz").into()
     });
     let records: usize = std::env::var("DUMP_RECORDS")
         .ok()

@@ -13,7 +13,7 @@ use super::{Pass, is_marker};
 use crate::protect;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("training/data")
 }
 
 /// One corpus text and what its record says about it.

@@ -435,7 +435,7 @@ ModuleNotFoundError: No module named 'pytz'
     #[test]
     fn corpus_error_traces_keep_their_facts() {
         use std::io::BufRead;
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev.jsonl.gz");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/training/data/dev.jsonl.gz");
         let Ok(file) = std::fs::File::open(path) else {
             return;
         };
