@@ -54,20 +54,17 @@ impl Usage {
 /// launcher. The caller sets stdio and environment (the command inherits both) and, after
 /// waiting for the launcher, reads the command's [`Usage`] with [`read_report`].
 pub fn command(binary: &Path, report: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(binary);
-    command
-        .arg("measure-child")
-        .arg("--report")
-        .arg(report)
-        .arg("--")
-        .arg(binary)
-        .args(args);
-    command
+    command_of(binary, report, binary, args)
 }
 
 /// `binary measure-child --report REPORT -- PROGRAM ARGS…`: another program under the same
 /// launcher, for baselines measured the way the hook is (`kompress eval`'s bare `cat`).
-pub fn command_of(binary: &Path, report: &Path, program: &str, args: &[&str]) -> Command {
+pub fn command_of(
+    binary: &Path,
+    report: &Path,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+) -> Command {
     let mut command = Command::new(binary);
     command
         .arg("measure-child")

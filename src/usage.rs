@@ -72,6 +72,17 @@ pub struct Step {
     pub shown: Option<String>,
 }
 
+impl Step {
+    /// What the hook knows of this step: a Bash call of its command.
+    pub fn hints(&self) -> crate::domain::Hints<'_> {
+        crate::domain::Hints {
+            tool_name: Some("Bash"),
+            command: Some(&self.command),
+            ..crate::domain::Hints::default()
+        }
+    }
+}
+
 /// Read a trajectories file (JSON Lines, gzipped when the name ends in `.gz`).
 pub fn read(path: &Path) -> Result<Vec<Trajectory>> {
     let file =
@@ -255,7 +266,7 @@ pub fn label_with(trajectory: &Trajectory, index: usize, generic: &Generic, rule
 /// The share of seen lines that hold a used item, per kind of command, under each of
 /// `rules` (outputs of `min_chars` or more): what `kompress model label-stats` prints.
 pub fn line_use_table(all: &[Trajectory], rules: &[Rules], min_chars: usize) -> String {
-    use crate::domain::{CommandKind, Hints};
+    use crate::domain::CommandKind;
     let generic = Generic::of(all);
     let mut out = String::from("| rules | ");
     let kinds = CommandKind::ALL;
@@ -274,14 +285,9 @@ pub fn line_use_table(all: &[Trajectory], rules: &[Rules], min_chars: usize) -> 
                 if step.output.chars().count() < min_chars {
                     continue;
                 }
-                let hints = Hints {
-                    tool_name: Some("Bash"),
-                    command: Some(&step.command),
-                    ..Hints::default()
-                };
                 let k = kinds
                     .iter()
-                    .position(|k| *k == CommandKind::of(&hints))
+                    .position(|k| *k == CommandKind::of(&step.hints()))
                     .unwrap_or(kinds.len() - 1);
                 let u = label_with(t, i, &generic, *r);
                 let seen = u.seen.iter().filter(|s| **s).count();

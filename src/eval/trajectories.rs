@@ -27,7 +27,7 @@ use serde_json::json;
 
 use super::{Outcome, Record};
 use crate::config::Config;
-use crate::domain::{self, CommandKind, Domain, Hints};
+use crate::domain::{self, CommandKind, Domain};
 use crate::scorer::{LazyModel, Scorer};
 use crate::usage::{self, Generic, Trajectory};
 use crate::{metrics, select};
@@ -292,11 +292,7 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
             let id_of = |s: usize| format!("t{ti}s{s}");
             let transcript = work.join(format!("{}.jsonl", id_of(si)));
             write_transcript(&transcript, t, si, id_of)?;
-            let hints = Hints {
-                tool_name: Some("Bash"),
-                command: Some(&step.command),
-                ..Hints::default()
-            };
+            let hints = step.hints();
             let record = Record {
                 id: id_of(si),
                 domain: String::new(),

@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::{features, is_signal};
-use crate::domain::{self, CommandKind, Hints};
+use crate::domain::{self, CommandKind};
 use crate::usage::{self, Generic};
 
 /// Shorter outputs pass through kompress untouched (`min_chars`).
@@ -41,18 +41,24 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
             if step.output.chars().count() < MIN_CHARS {
                 continue;
             }
-            let hints = Hints {
-                tool_name: Some("Bash"),
-                command: Some(&step.command),
-                ..Hints::default()
-            };
+            let hints = step.hints();
             let domain = domain::detect(&hints, &step.output);
             let kind = CommandKind::of(&hints);
             let usage = usage::label(t, index, &generic);
             let intent = Some(step.thought.as_str()).filter(|s| !s.trim().is_empty());
-            let x = features::extract(&step.output, kind, domain, &step.command, intent, is_signal);
-            let x_none =
-                features::extract(&step.output, kind, domain, &step.command, None, is_signal);
+            let tokens = features::line_tokens(&step.output);
+            let extract = |intent| {
+                features::extract(
+                    &step.output,
+                    &tokens,
+                    kind,
+                    domain,
+                    &step.command,
+                    intent,
+                    is_signal,
+                )
+            };
+            let (x, x_none) = (extract(intent), extract(None));
             let lines: Vec<&str> = step.output.split('\n').collect();
             let index_of: std::collections::HashMap<&str, usize> = usage
                 .used
@@ -78,7 +84,8 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
                 "kind": kind.name(),
                 "domain": domain.name(),
                 "intent": intent.is_some(),
-                "tokens": lines.iter().map(|l| crate::tokens::count(l) + 1).collect::<Vec<_>>(),
+                // With the newline, as the runtime's line choice counts them.
+                "tokens": tokens.iter().map(|t| t + 1).collect::<Vec<_>>(),
                 "signal": lines.iter().map(|l| is_signal(l)).collect::<Vec<_>>(),
                 "seen": usage.seen,
                 "y": usage.line_used,

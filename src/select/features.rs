@@ -165,9 +165,17 @@ fn distances(flags: &[bool], cap: usize) -> Vec<usize> {
     out
 }
 
-/// The features of every line of `text` (split on `\n`), row-major, [`NAMES`]`.len()` a row.
+/// The cl100k tokens of every line of `text` (split on `\n`, the newline not counted):
+/// counted once, for the features, the line choice and the markers.
+pub fn line_tokens(text: &str) -> Vec<usize> {
+    text.split('\n').map(crate::tokens::count).collect()
+}
+
+/// The features of every line of `text` (split on `\n`), row-major, [`NAMES`]`.len()` a row;
+/// `tokens` is [`line_tokens`] of `text`.
 pub fn extract(
     text: &str,
+    tokens: &[usize],
     kind: CommandKind,
     domain: Domain,
     command: &str,
@@ -175,6 +183,7 @@ pub fn extract(
     signal: impl Fn(&str) -> bool,
 ) -> Vec<f32> {
     let lines: Vec<&str> = text.split('\n').collect();
+    debug_assert_eq!(lines.len(), tokens.len());
     let n = lines.len();
     let intent_items = intent.map(key_items).unwrap_or_default();
     let command_items = key_items(command);
@@ -308,7 +317,7 @@ pub fn extract(
         } else {
             0.0
         });
-        out.push(log2p(crate::tokens::count(line)));
+        out.push(log2p(tokens[i]));
         seen.extend(unique);
     }
     debug_assert_eq!(out.len(), n * NAMES.len());
@@ -324,6 +333,7 @@ mod tests {
         let text = "src/a.py:3:def parse_header(x):\n\nnothing here\nValueError: bad";
         let f = extract(
             text,
+            &line_tokens(text),
             CommandKind::Search,
             Domain::SearchResult,
             "grep -rn parse_header src",
@@ -346,6 +356,7 @@ mod tests {
         assert_eq!(at(0, "intent_present"), 1.0);
         let none = extract(
             text,
+            &line_tokens(text),
             CommandKind::Search,
             Domain::SearchResult,
             "",

@@ -61,12 +61,14 @@ pub struct Context<'a> {
     pub intent: Option<&'a str>,
 }
 
-/// Each line's probability of being needed (lines split on `\n`).
-pub fn scores(text: &str, context: &Context<'_>, forest: &Forest) -> Vec<f32> {
+/// Each line's probability of being needed (lines split on `\n`; `tokens` is
+/// [`features::line_tokens`] of `text`).
+pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Forest) -> Vec<f32> {
     let kind = CommandKind::of(&context.hints);
     let command = context.hints.command.unwrap_or("");
     let x = features::extract(
         text,
+        tokens,
         kind,
         context.domain,
         command,
@@ -155,10 +157,11 @@ pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
 /// The output with the unkept lines replaced by markers; `None` when nothing goes.
 ///
 /// A run of dropped lines with no more tokens than its marker stays: a marker must save
-/// something.
-pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
+/// something. `tokens` is [`features::line_tokens`] of `text`.
+pub fn apply(text: &str, keep: &[bool], tokens: &[usize]) -> Option<String> {
     let lines: Vec<&str> = text.split('\n').collect();
     debug_assert_eq!(lines.len(), keep.len());
+    debug_assert_eq!(lines.len(), tokens.len());
     let id = store::id_of(text.as_bytes());
     let id = store::short(&id);
     let mut out = String::with_capacity(text.len());
@@ -183,11 +186,8 @@ pub fn apply(text: &str, keep: &[bool]) -> Option<String> {
             i += 1;
         }
         let marker = marker(start + 1, i, (!dropped).then_some(id));
-        let tokens: usize = lines[start..i]
-            .iter()
-            .map(|l| crate::tokens::count(l) + 1)
-            .sum();
-        if tokens <= crate::tokens::count(&marker) + 1 {
+        let run: usize = tokens[start..i].iter().map(|t| t + 1).sum();
+        if run <= crate::tokens::count(&marker) + 1 {
             for line in &lines[start..i] {
                 push(&mut out, line);
             }
@@ -207,12 +207,15 @@ pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<Stri
     if !(MIN_LINES..=MAX_LINES).contains(&lines.len()) {
         return None;
     }
-    let scores = scores(text, context, forest);
-    let tokens: Vec<f32> = lines
-        .iter()
-        .map(|l| (crate::tokens::count(l) + 1) as f32)
-        .collect();
-    apply(text, &choose(&scores, &tokens, &forced(&lines), price))
+    let tokens = features::line_tokens(text);
+    let scores = scores(text, &tokens, context, forest);
+    // Each line also costs its newline.
+    let costs: Vec<f32> = tokens.iter().map(|&t| (t + 1) as f32).collect();
+    apply(
+        text,
+        &choose(&scores, &costs, &forced(&lines), price),
+        &tokens,
+    )
 }
 
 #[cfg(test)]
@@ -255,7 +258,7 @@ mod tests {
         keep[0] = true;
         keep[29] = true;
         keep[14] = true;
-        let out = apply(&text, &keep).unwrap();
+        let out = apply(&text, &keep, &features::line_tokens(&text)).unwrap();
         let id = store::id_of(text.as_bytes());
         let short = store::short(&id);
         let expected = format!(
@@ -267,7 +270,14 @@ mod tests {
     #[test]
     fn a_run_shorter_than_its_marker_stays() {
         let text = "a\nb\nc\nd";
-        assert_eq!(apply(text, &[true, false, true, true]), None);
+        assert_eq!(
+            apply(
+                text,
+                &[true, false, true, true],
+                &features::line_tokens(text)
+            ),
+            None
+        );
     }
 
     #[test]
