@@ -21,6 +21,9 @@
 //! session transcript: `transcript_path` and `tool_use_id` of the payload, read with
 //! [`intent::from_transcript`] only when a text is long enough to reach the pipeline.
 
+pub mod permissions;
+pub mod shell;
+
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Instant;
