@@ -13,6 +13,11 @@
 //! model = true
 //! device = "cpu"      # or "cuda", "auto" (see crate::model::device)
 //!
+//! [rewrite]          # the PreToolUse hook (crate::hook::rewrite)
+//! enabled = true
+//! exclude = ["make deploy"]
+//! # commands = ["pytest", "cargo test"]   # replaces the built-in table
+//!
 //! [domains.build_log]
 //! passes = ["ansi", "progress", "repeats", "blank_lines"]
 //! model = false
@@ -21,7 +26,7 @@
 //! Environment: `KOMPRESS_DISABLE=1` (pure passthrough), `KOMPRESS_CONFIG` (another file),
 //! `KOMPRESS_MIN_CHARS`, `KOMPRESS_DEADLINE_MS`, `KOMPRESS_MIN_SAVING`,
 //! `KOMPRESS_MAX_OUTPUT_CHARS`, `KOMPRESS_STORE_MAX_BYTES`, `KOMPRESS_STORE_RETENTION_DAYS`,
-//! `KOMPRESS_SESSION_MEMORY`, `KOMPRESS_NO_MODEL=1` (rules only), `KOMPRESS_MODEL` (a model
+//! `KOMPRESS_SESSION_MEMORY`, `KOMPRESS_REWRITE=0` (no PreToolUse rewrite), `KOMPRESS_NO_MODEL=1` (rules only), `KOMPRESS_MODEL` (a model
 //! directory: see [`crate::model::resolve_model_dir`]), `KOMPRESS_DEVICE` (`cpu`, `cuda`,
 //! `auto`).
 
@@ -33,6 +38,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::domain::{Domain, Settings};
+use crate::hook::rewrite;
 use crate::model::device::DeviceChoice;
 use crate::paths::Dirs;
 
@@ -65,6 +71,8 @@ pub struct Config {
     pub device: DeviceChoice,
     /// Per-domain overrides of [`Domain::settings`].
     pub domains: BTreeMap<Domain, Settings>,
+    /// Which Bash commands the PreToolUse hook runs under `kompress run`.
+    pub rewrite: rewrite::Settings,
 }
 
 impl Default for Config {
@@ -81,6 +89,7 @@ impl Default for Config {
             model: true,
             device: DeviceChoice::Cpu,
             domains: BTreeMap::new(),
+            rewrite: rewrite::Settings::default(),
         }
     }
 }
@@ -101,6 +110,18 @@ struct File {
     device: Option<DeviceChoice>,
     #[serde(default)]
     domains: BTreeMap<Domain, Settings>,
+    #[serde(default)]
+    rewrite: RewriteFile,
+}
+
+/// The `[rewrite]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewriteFile {
+    enabled: Option<bool>,
+    commands: Option<Vec<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 impl Config {
@@ -148,6 +169,11 @@ impl Config {
             model: file.model.unwrap_or(defaults.model),
             device: file.device.unwrap_or(defaults.device),
             domains: file.domains,
+            rewrite: rewrite::Settings {
+                enabled: file.rewrite.enabled.unwrap_or(defaults.rewrite.enabled),
+                commands: file.rewrite.commands.unwrap_or(defaults.rewrite.commands),
+                exclude: file.rewrite.exclude,
+            },
         })
     }
 
@@ -182,6 +208,9 @@ impl Config {
         }
         if let Some(v) = get("KOMPRESS_SESSION_MEMORY") {
             self.session_memory = !matches!(v.trim(), "" | "0" | "false" | "no");
+        }
+        if let Some(v) = get("KOMPRESS_REWRITE") {
+            self.rewrite.enabled = !matches!(v.trim(), "" | "0" | "false" | "no");
         }
         if let Some(v) = get("KOMPRESS_NO_MODEL") {
             self.model = matches!(v.trim(), "" | "0" | "false" | "no");
@@ -295,6 +324,29 @@ mod tests {
                 .is_err()
         );
         std::fs::write(&path, "device = \"tpu\"\n").unwrap();
+        assert!(Config::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn rewrite_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[rewrite]\nexclude = [\"make deploy\"]\n").unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert!(config.rewrite.enabled);
+        assert_eq!(config.rewrite.exclude, vec!["make deploy"]);
+        assert_eq!(config.rewrite.commands.len(), rewrite::DEFAULT_COMMANDS.len());
+        config
+            .apply_env(|k| (k == "KOMPRESS_REWRITE").then(|| "0".to_string()))
+            .unwrap();
+        assert!(!config.rewrite.enabled);
+        std::fs::write(&path, "[rewrite]\ncommands = [\"just test\"]\nenabled = false\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(
+            (config.rewrite.commands, config.rewrite.enabled),
+            (vec!["just test".to_string()], false)
+        );
+        std::fs::write(&path, "[rewrite]\nexclud = []\n").unwrap();
         assert!(Config::from_file(&path).is_err());
     }
 

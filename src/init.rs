@@ -383,7 +383,7 @@ fn shell_words(line: &str) -> Vec<String> {
 }
 
 /// Quote `word` for `sh` when it holds anything beyond plain path characters.
-fn shell_quote(word: &str) -> String {
+pub fn shell_quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         word.to_string()

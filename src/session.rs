@@ -12,6 +12,10 @@
 //! read an old record or a new one, never a torn one, and the last writer wins. Whatever
 //! record a hook reads, its reply is correct against the original that record names.
 //!
+//! After Claude Code compacts the conversation (`SessionStart` with `source: "compact"`)
+//! the session's records are deleted ([`Memory::forget`]): the earlier outputs they point
+//! to are gone from the agent's context, so "unchanged" would refer to nothing it can see.
+//!
 //! Only Bash takes part:
 //! - Read: Claude Code itself answers an unchanged re-read with `file_unchanged`, and Edit
 //!   copies exact text from what Read showed, so a diff in place of a file is unsafe.
@@ -95,7 +99,23 @@ impl Memory {
     }
 
     fn session_dir(&self, key: &Key) -> PathBuf {
-        self.dir.join(&hash(&[&key.session])[..24])
+        self.session_dir_of(&key.session)
+    }
+
+    fn session_dir_of(&self, session: &str) -> PathBuf {
+        self.dir.join(&hash(&[session])[..24])
+    }
+
+    /// Forget everything about `session` (its main agent and its subagents): Claude Code
+    /// compacted the conversation, so the earlier outputs that records point to are no
+    /// longer in the agent's context. Whether there was anything to forget.
+    pub fn forget(&self, session: &str) -> Result<bool> {
+        let dir = self.session_dir_of(session);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err).with_context(|| format!("cannot remove {}", dir.display())),
+        }
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -220,6 +240,28 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(memory.dir()), 0o700);
         assert_eq!(mode(&memory.path(&key("ls"))), 0o600);
+    }
+
+    #[test]
+    fn forget_drops_one_session_with_its_subagents() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().join("sessions"), 7);
+        let sub = Key {
+            agent: "a1".into(),
+            ..key("ls")
+        };
+        let other = Key {
+            session: "s2".into(),
+            ..key("ls")
+        };
+        for k in [&key("ls"), &sub, &other] {
+            memory.remember(k, "ab12").unwrap();
+        }
+        assert!(memory.forget("s1").unwrap());
+        assert_eq!(memory.recall(&key("ls")), None);
+        assert_eq!(memory.recall(&sub), None);
+        assert_eq!(memory.recall(&other).unwrap().id, "ab12");
+        assert!(!memory.forget("s1").unwrap());
     }
 
     #[test]

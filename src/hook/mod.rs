@@ -1,6 +1,16 @@
-//! The Claude Code PostToolUse protocol, and nothing else.
+//! The Claude Code hook protocol: one `kompress hook` command, dispatched on the payload's
+//! `hook_event_name`.
 //!
-//! Input: one hook payload (`tool_name`, `tool_input`, `tool_response`, …) on stdin.
+//! - `PostToolUse` (this file): shorten a tool's output in place.
+//! - `PreToolUse` ([`pre`]): rewrite a noisy Bash command that may fail so that it runs
+//!   under `kompress run --trailer`. Claude Code never runs PostToolUse for a command that
+//!   exits non-zero, so this is the only way to shorten a failing test run.
+//! - `SessionStart` with `source: "compact"`: the conversation was compacted, so session
+//!   memory forgets this session (it must not say "unchanged since the earlier call" about
+//!   an output the agent no longer sees).
+//!
+//! PostToolUse input: one hook payload (`tool_name`, `tool_input`, `tool_response`, …) on
+//! stdin.
 //! Output: `{"hookSpecificOutput":{"hookEventName":"PostToolUse","updatedToolOutput":R}}`
 //! where `R` is the incoming `tool_response` with only its text field replaced, or
 //! nothing at all. Claude Code validates `R` against the tool's own output schema and
@@ -42,6 +52,9 @@ use crate::session::{self, Key, Memory};
 use crate::stats::thousands;
 use crate::store::{self, Store};
 use crate::tokens;
+
+pub mod pre;
+pub mod rewrite;
 
 /// The largest persisted Bash output kompress reads back (Claude Code cuts at 64 MiB).
 pub const MAX_PERSISTED_BYTES: u64 = 64 << 20;
@@ -121,6 +134,10 @@ pub struct Outcome {
     pub intent_read: bool,
     /// The agent's intent, when it was read and found.
     pub intent: Option<String>,
+    /// The statistics event of a reply that is not a replaced output (`"rewrite"`).
+    pub event: Option<&'static str>,
+    /// The conversation was compacted: forget this session's memory.
+    pub forget_session: bool,
 }
 
 /// What the hook may read besides the payload and the files it names. Without it,
@@ -148,8 +165,12 @@ pub fn handle(
     Ok(handle_with(payload, config, scorer, deadline, None)?.reply)
 }
 
-static KOMPRESS_SHOW: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?:^|[\s;&|(/'"`])kompress\s+show\b"#).expect("valid regex"));
+/// A command that runs kompress itself: `kompress show` prints an original on request, and
+/// `kompress run` (the PreToolUse rewrite among others) has already compressed its output.
+/// Compressing either again would loop or shorten twice.
+static KOMPRESS_ITSELF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:^|[\s;&|(/'"`])kompress['"]?\s+(show|run)\b"#).expect("valid regex")
+});
 
 /// [`handle`], with session memory when `local` is given.
 pub fn handle_with(
@@ -168,16 +189,46 @@ pub fn handle_with(
     let Some(payload) = payload.as_object() else {
         bail!("payload is not a JSON object")
     };
-    if let Some(event) = payload.get("hook_event_name")
-        && event.as_str() != Some("PostToolUse")
-    {
-        outcome.reason = Some("not PostToolUse".into());
-        return Ok(outcome);
-    }
     let field = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or("");
     let tool_name = field("tool_name");
     outcome.tool = tool_name.to_string();
     outcome.session = field("session_id").to_string();
+    match payload.get("hook_event_name").map(Value::as_str) {
+        None | Some(Some("PostToolUse")) => {}
+        Some(Some("PreToolUse")) => {
+            outcome.command = payload
+                .get("tool_input")
+                .and_then(|i| i.get("command"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            // Statistics count replaced outputs; a rewrite's output is counted by the
+            // `kompress run` it runs.
+            outcome.event = Some("pretool");
+            match pre::handle(payload, config) {
+                Ok(json) => {
+                    outcome.event = Some("rewrite");
+                    outcome.reply = Some(Reply {
+                        json,
+                        compressed: Vec::new(),
+                        tool_name: tool_name.to_string(),
+                        originals: Vec::new(),
+                    });
+                }
+                Err(reason) => outcome.reason = Some(reason),
+            }
+            return Ok(outcome);
+        }
+        Some(Some("SessionStart")) if field("source") == "compact" => {
+            outcome.forget_session = !outcome.session.is_empty();
+            outcome.event = Some("compact");
+            return Ok(outcome);
+        }
+        Some(_) => {
+            outcome.event = Some("ignored");
+            return Ok(outcome);
+        }
+    }
     let empty = Map::new();
     let input = payload
         .get("tool_input")
@@ -192,9 +243,14 @@ pub fn handle_with(
         outcome.reason = Some("no tool_response".into());
         return Ok(outcome);
     };
-    // `kompress show` prints an original on request: compressing it again would loop.
-    if tool_name == "Bash" && str_of("command").is_some_and(|c| KOMPRESS_SHOW.is_match(c)) {
-        outcome.reason = Some("kompress show".into());
+    if tool_name == "Bash"
+        && let Some(found) = str_of("command").and_then(|c| KOMPRESS_ITSELF.captures(c))
+    {
+        if &found[1] == "run" {
+            // `kompress run` recorded this output's statistics itself.
+            outcome.event = Some("wrapped");
+        }
+        outcome.reason = Some(format!("kompress {}", &found[1]));
         return Ok(outcome);
     }
     let hints = Hints {
@@ -272,6 +328,41 @@ pub fn handle_with(
         originals: job.originals,
     });
     Ok(outcome)
+}
+
+/// A command's output compressed as PostToolUse compresses a Bash output (trailer, size
+/// cap, originals to store), without session memory: what `kompress run --trailer` prints,
+/// the command the PreToolUse rewrite runs. `Err`: why it passes through.
+pub fn command_output(
+    text: &str,
+    command: &str,
+    config: &Config,
+    scorer: Option<&dyn Scorer>,
+    deadline: Instant,
+) -> Result<(String, Vec<Compressed>, Vec<Original>), String> {
+    let mut job = Job {
+        config,
+        scorer,
+        deadline,
+        hints: Hints {
+            tool_name: Some("Bash"),
+            command: Some(command),
+            ..Hints::default()
+        },
+        transcript: None,
+        intent: None,
+        local: None,
+        memory_key: None,
+        trailer: config.store_max_bytes > 0,
+        compressed: Vec::new(),
+        originals: Vec::new(),
+        reason: None,
+        remember: None,
+    };
+    match job.text(text, None, None) {
+        Some(new) => Ok((new, job.compressed, job.originals)),
+        None => Err(job.reason.unwrap_or_else(|| "no text".into())),
+    }
 }
 
 /// The trailer of a replaced output: its size before and after, and how to get it back.

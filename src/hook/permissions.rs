@@ -136,6 +136,47 @@ pub fn read_settings(files: &[(Scope, PathBuf)]) -> (Vec<(Scope, Value)>, Vec<St
     (settings, problems)
 }
 
+/// Claude Code's global state file, which records trusted workspaces:
+/// `$CLAUDE_CONFIG_DIR/.claude.json` or `~/.claude.json`.
+pub fn global_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join(".claude.json"));
+    }
+    Some(directories::BaseDirs::new()?.home_dir().join(".claude.json"))
+}
+
+/// Whether the user accepted Claude Code's trust dialog for `project_dir` or a directory
+/// above it (`projects.<path>.hasTrustDialogAccepted` in the global state file). Unknown
+/// means untrusted: that can only take an allow away.
+pub fn workspace_trusted(project_dir: &Path, global_config: Option<&Path>) -> bool {
+    let Some(config) = global_config
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+    else {
+        return false;
+    };
+    let Some(projects) = config.get("projects").and_then(Value::as_object) else {
+        return false;
+    };
+    project_dir.ancestors().any(|dir| {
+        dir.to_str()
+            .and_then(|key| projects.get(key))
+            .and_then(|p| p.get("hasTrustDialogAccepted"))
+            == Some(&Value::Bool(true))
+    })
+}
+
+/// Remove the allow rules of the project's shared settings.
+fn drop_project_allows(settings: &mut [(Scope, Value)]) {
+    for (scope, value) in settings {
+        if *scope == Scope::Project
+            && let Some(rules) = value.get_mut("permissions").and_then(Value::as_object_mut)
+        {
+            rules.shift_remove("allow");
+        }
+    }
+}
+
 impl Permissions {
     /// All settings scopes Claude Code reads, lowest to highest precedence: user
     /// (`$CLAUDE_CONFIG_DIR` or `~/.claude`)/settings.json, project
@@ -144,8 +185,17 @@ impl Permissions {
     /// `/Library/Application Support/ClaudeCode/managed-settings.json` on macOS, plus their
     /// `managed-settings.d/`). Unreadable or invalid files are skipped and reported in the
     /// returned list of problems (the caller logs them).
+    ///
+    /// Claude Code drops the allow rules of `<project>/.claude/settings.json` while the
+    /// workspace is not trusted (observed in 2.1.332: "Dropped 1 project-scoped
+    /// permissions.allow entry — workspace not yet trusted"), so kompress does too
+    /// ([`workspace_trusted`]).
     pub fn load(project_dir: &Path) -> (Permissions, Vec<String>) {
-        let (settings, problems) = read_settings(&settings_files(project_dir, &managed_dir()));
+        let (mut settings, problems) =
+            read_settings(&settings_files(project_dir, &managed_dir()));
+        if !workspace_trusted(project_dir, global_config_path().as_deref()) {
+            drop_project_allows(&mut settings);
+        }
         (Permissions::from_scoped(&settings), problems)
     }
 
@@ -928,6 +978,43 @@ mod tests {
             rules(&[], &[], &["Bash"]).verdict("(("),
             Verdict::Deny("Bash".into())
         );
+    }
+
+    #[test]
+    fn project_allows_need_a_trusted_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("work/app");
+        std::fs::create_dir_all(&project).unwrap();
+        let config = dir.path().join(".claude.json");
+        assert!(!workspace_trusted(&project, Some(&config)));
+        let trust = |path: &Path, yes: bool| {
+            let key = path.to_str().unwrap();
+            std::fs::write(
+                &config,
+                json!({"projects": {key: {"hasTrustDialogAccepted": yes}}}).to_string(),
+            )
+            .unwrap();
+        };
+        trust(&project, false);
+        assert!(!workspace_trusted(&project, Some(&config)));
+        trust(&project, true);
+        assert!(workspace_trusted(&project, Some(&config)));
+        // A trusted parent covers its subdirectories, not the other way round.
+        trust(&dir.path().join("work"), true);
+        assert!(workspace_trusted(&project, Some(&config)));
+        assert!(!workspace_trusted(dir.path(), Some(&config)));
+        std::fs::write(&config, "not json").unwrap();
+        assert!(!workspace_trusted(&project, Some(&config)));
+
+        let mut settings = vec![
+            (Scope::Project, json!({"permissions": {"allow": ["Bash"], "deny": ["Bash(rm:*)"]}})),
+            (Scope::Local, json!({"permissions": {"allow": ["Bash(pytest:*)"]}})),
+        ];
+        drop_project_allows(&mut settings);
+        let p = Permissions::from_scoped(&settings);
+        assert_eq!(p.verdict("ls"), Verdict::NoMatch);
+        assert_eq!(p.verdict("pytest -x"), allow("Bash(pytest:*)"));
+        assert!(matches!(p.verdict("rm x"), Verdict::Deny(_)));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 # docs/e2e.md describes the cases.
 #
 # usage: tests/e2e/pretool.sh [path/to/kompress] [out-dir]
-#   PRETOOL_HOOK='CMD'  register CMD instead of "BIN hook" (e.g. reference_hook.py BIN)
+#   PRETOOL_HOOK='CMD'  register CMD instead of "BIN hook"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)

@@ -33,6 +33,8 @@ use crate::stats::{self, Event};
 use crate::store::{self, Store};
 use crate::{doctor, eval, hook, init, intent, log};
 
+mod run;
+
 /// Shrinks tool output for coding agents, keeping the words that matter.
 #[derive(Debug, Parser)]
 #[command(name = "kompress", version, about, long_about = None)]
@@ -72,6 +74,11 @@ pub enum Command {
         intent: Option<String>,
         #[command(flatten)]
         model: ModelArgs,
+        /// Shorten the output as the hook does for Claude Code: a trailer with the sizes
+        /// and `kompress show ID`, the original stored, under Claude Code's size limit.
+        /// The hook's PreToolUse rewrite runs commands this way.
+        #[arg(long)]
+        trailer: bool,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -181,8 +188,9 @@ pub fn main() -> ExitCode {
             domain,
             intent,
             model,
+            trailer,
             command,
-        }) => match run_main(domain, intent.as_deref(), &model, &command) {
+        }) => match run::main(domain, intent.as_deref(), &model, trailer, &command) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
@@ -261,7 +269,7 @@ fn report(result: Result<()>) -> ExitCode {
 const CLI_MIN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Compress `bytes` for a terminal or a pipe: the original when anything goes wrong.
-fn compress_for_cli(
+pub(crate) fn compress_for_cli(
     bytes: Vec<u8>,
     domain: Option<Domain>,
     intent: Option<&str>,
@@ -344,7 +352,7 @@ fn pipe_main(domain: Option<Domain>, intent: Option<&str>, model: &ModelArgs) ->
 }
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -352,49 +360,6 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-fn run_main(
-    domain: Option<Domain>,
-    intent: Option<&str>,
-    model: &ModelArgs,
-    command: &[OsString],
-) -> Result<ExitCode> {
-    let (program, args) = command.split_first().context("no command given")?;
-    let (mut reader, writer) = std::io::pipe().context("cannot create a pipe")?;
-    let mut child = std::process::Command::new(program)
-        .args(args)
-        .stdout(writer.try_clone().context("cannot duplicate the pipe")?)
-        .stderr(writer)
-        .spawn()
-        .with_context(|| format!("cannot run `{}`", program.to_string_lossy()))?;
-    let mut output = Vec::new();
-    // Read before waiting: a child that fills the pipe would block forever otherwise.
-    // The Command holds the only other copies of the write end; they are closed by now.
-    let read = reader.read_to_end(&mut output);
-    let status = child.wait().context("cannot wait for the command")?;
-    read.context("cannot read the command's output")?;
-    let line: Vec<String> = command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    write_stdout(&compress_for_cli(
-        output,
-        domain,
-        intent,
-        model,
-        Some(&line.join(" ")),
-    ))?;
-    Ok(exit_code_of(status))
-}
-
-/// The command's exit code, or `128 + signal` (see [`crate::measure::exit_code`]).
-fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    #[cfg(unix)]
-    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
-    #[cfg(not(unix))]
-    let signal = None;
-    crate::measure::exit_code(status.code(), signal)
 }
 
 /// Extra time past the deadline before the hook gives up on its worker thread.
@@ -485,10 +450,24 @@ fn hook_deliver(
     if outcome.intent_read {
         intent::debug_record(outcome.intent.as_deref());
     }
-    let mut event = Event::new("passthrough").with_command(&outcome.command);
+    let mut event =
+        Event::new(outcome.event.unwrap_or("passthrough")).with_command(&outcome.command);
     event.session = std::mem::take(&mut outcome.session);
     event.tool = std::mem::take(&mut outcome.tool);
-    if let Some(reply) = outcome.reply.take() {
+    if outcome.forget_session
+        && let Some(local) = local
+        && let Err(err) = local.memory.forget(&event.session)
+    {
+        log::write(&format!("hook: {err:#}"));
+    }
+    if outcome.event == Some("rewrite") {
+        // A PreToolUse rewrite: nothing to store.
+        if let Some(reply) = outcome.reply.take()
+            && let Err(err) = write_stdout(reply.json.as_bytes())
+        {
+            log::write(&format!("hook: {err:#}"));
+        }
+    } else if let Some(reply) = outcome.reply.take() {
         let stored = reply.originals.iter().try_for_each(|original| {
             if config.store_max_bytes == 0 {
                 return Ok(());
