@@ -1354,12 +1354,10 @@ mod tests {
     fn messages() {
         let added = |created| {
             install_message(
-                &EVENTS
-                    .map(|e| EventChange {
-                        event: e.name.into(),
-                        change: Change::Added,
-                    })
-                    .to_vec(),
+                &EVENTS.map(|e| EventChange {
+                    event: e.name.into(),
+                    change: Change::Added,
+                }),
                 CMD,
                 "/s.json",
                 created,
