@@ -8,8 +8,18 @@
 //! ok   binary  /home/u/.local/bin/kompress (kompress 0.1.0, built without CUDA)
 //! ok   config  no file at /home/u/.config/kompress/config.toml; using the defaults
 //! ok   model   ModernBERT token classifier (4 layers, hidden 256) from /home/u/.local/share/kompress/model/model.q8_0.gguf on cpu, found via the data directory
-//! ok   hook    registered in /home/u/.claude/settings.json: `/home/u/.local/bin/kompress hook`
+//! ok   hook    registered in /home/u/.claude/settings.json: PostToolUse, PreToolUse (Bash), SessionStart (compact): `/home/u/.local/bin/kompress hook`
 //! warn claude  Claude Code 2.1.100 is older than 2.1.121: …
+//! ```
+//!
+//! The `hook` lines: one per settings file and command, naming the events it is registered
+//! for, `FAIL` when the command cannot run; then, when an event of [`init::EVENTS`] is
+//! registered nowhere (an install by an older kompress has PostToolUse only), a warning naming
+//! it and asking to run `kompress init` again:
+//!
+//! ```text
+//! ok   hook    registered in /home/u/.claude/settings.json: PostToolUse: `/home/u/.local/bin/kompress hook`
+//! warn hook    PreToolUse (Bash), SessionStart (compact) not registered (only PostToolUse is, …); run `kompress init` again to add PreToolUse and SessionStart
 //! ```
 
 use std::io::Read;
@@ -24,8 +34,15 @@ use crate::init;
 use crate::paths::Dirs;
 use crate::scorer::{LazyModel, Scorer};
 
-/// The first Claude Code release whose PostToolUse hooks can replace built-in tools' output.
+/// The first Claude Code release whose PostToolUse hooks can replace built-in tools' output
+/// (`updatedToolOutput` for all tools): the version kompress needs.
 pub const MIN_CLAUDE_VERSION: (u32, u32, u32) = (2, 1, 121);
+
+/// The first Claude Code release that takes a PreToolUse `updatedInput` together with the
+/// `ask` decision, as kompress's rewrite of a command no allow rule matches sends it
+/// (`updatedInput` itself came in 2.0.10). Older than [`MIN_CLAUDE_VERSION`], so a Claude Code
+/// that passes the version check runs both.
+pub const MIN_PRE_TOOL_USE_VERSION: (u32, u32, u32) = (2, 1, 0);
 
 /// How long `claude --version` may take.
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -226,7 +243,9 @@ fn model(enabled: bool, found: Option<&LazyModel>) -> Check {
     }
 }
 
-/// Where kompress's PostToolUse hook is registered, and whether its command can run.
+/// Where kompress's hook is registered, for which events of [`init::EVENTS`], and whether its
+/// command can run. Claude Code merges the settings files, so an event registered in any of
+/// them counts.
 fn hook() -> Vec<Check> {
     let mut files = Vec::new();
     files.extend(init::user_settings_path());
@@ -236,7 +255,7 @@ fn hook() -> Vec<Check> {
     }
     files.dedup();
     let mut checks = Vec::new();
-    let mut registered = false;
+    let mut found = Vec::new();
     for path in &files {
         let settings = match init::read_settings(path) {
             Ok(file) if file.original.is_none() => continue,
@@ -250,39 +269,120 @@ fn hook() -> Vec<Check> {
                 continue;
             }
         };
-        for registration in init::registrations(&settings) {
-            registered = true;
-            checks.push(registration_check(path, &registration));
-        }
+        let registrations = init::registrations(&settings);
+        checks.extend(registration_checks(path, &registrations));
+        found.extend(registrations);
     }
-    if !registered {
+    if found.is_empty() {
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         checks.push(Check::new(
             Status::Warn,
             "hook",
             format!(
-                "not registered in {}; run `kompress init` (or `kompress init --project`)",
-                names.join(" or ")
+                "not registered in {}; run `kompress init` (or `kompress init --project`) to \
+                 register {}",
+                names.join(" or "),
+                init::labels(&init::EVENTS)
             ),
         ));
+    } else {
+        checks.extend(coverage(&found));
     }
     checks
 }
 
-fn registration_check(path: &Path, registration: &init::Registration) -> Check {
+/// One line per command registered in the settings file at `path`, naming its events: `ok`, or
+/// `FAIL` when the command cannot run.
+fn registration_checks(path: &Path, registrations: &[init::Registration]) -> Vec<Check> {
+    let mut commands: Vec<(&str, Vec<String>)> = Vec::new();
+    for registration in registrations {
+        let shown = shown_event(registration);
+        match commands
+            .iter_mut()
+            .find(|(command, _)| *command == registration.command)
+        {
+            Some((_, events)) => events.push(shown),
+            None => commands.push((&registration.command, vec![shown])),
+        }
+    }
+    commands
+        .into_iter()
+        .map(|(command, events)| {
+            let detail = format!(
+                "registered in {}: {}: `{command}`",
+                path.display(),
+                events.join(", ")
+            );
+            match command_program(command) {
+                Some(program) if !runs(&program) => Check::new(
+                    Status::Fail,
+                    "hook",
+                    format!("{detail}, but {program} cannot be run; run `kompress init` again"),
+                ),
+                _ => Check::new(Status::Ok, "hook", detail),
+            }
+        })
+        .collect()
+}
+
+/// A registration's event as the report shows it: the table's label when the matcher is the
+/// table's, the matcher spelled out when the user changed it, a note for an event outside
+/// the table.
+fn shown_event(registration: &init::Registration) -> String {
     let matcher = registration.matcher.as_deref().unwrap_or("*");
-    let detail = format!(
-        "registered in {}: `{}` (matcher {matcher})",
-        path.display(),
-        registration.command
-    );
-    match command_program(&registration.command) {
-        Some(program) if !runs(&program) => Check::new(
-            Status::Fail,
-            "hook",
-            format!("{detail}, but {program} cannot be run; run `kompress init` again"),
+    match init::event(&registration.event) {
+        Some(event) if event.matcher == matcher => event.label(),
+        Some(event) => format!("{} (matcher {matcher})", event.name),
+        None => format!(
+            "{} (not an event `kompress init` registers)",
+            registration.event
         ),
-        _ => Check::new(Status::Ok, "hook", detail),
+    }
+}
+
+/// A warning naming the events of [`init::EVENTS`] that no registration covers; `None` when
+/// every one is registered.
+fn coverage(found: &[init::Registration]) -> Option<Check> {
+    let (present, missing): (Vec<&init::Event>, Vec<&init::Event>) = init::EVENTS
+        .iter()
+        .partition(|event| found.iter().any(|r| r.event == event.name));
+    if missing.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = missing.iter().map(|e| e.name).collect();
+    let names = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    };
+    let only = if present.is_empty() {
+        String::new()
+    } else if present.len() == 1 && present[0].name == "PostToolUse" {
+        " (only PostToolUse is, as an older kompress registered it)".to_string()
+    } else {
+        format!(" (only {} is)", init::labels(present.iter().copied()))
+    };
+    let losses: Vec<&str> = missing.iter().map(|e| loss(e.name)).collect();
+    Some(Check::new(
+        Status::Warn,
+        "hook",
+        format!(
+            "{} not registered{only}: {}; run `kompress init` again to add {names}",
+            init::labels(missing.iter().copied()),
+            losses.join(", and ")
+        ),
+    ))
+}
+
+/// What kompress cannot do without its hook for `event`.
+fn loss(event: &str) -> &'static str {
+    match event {
+        "PostToolUse" => "no tool output is shortened",
+        "PreToolUse" => "the output of failing commands reaches the agent whole",
+        "SessionStart" => {
+            "after a compaction kompress may still call an output unchanged since a call the \
+             agent no longer sees"
+        }
+        _ => "that event is not handled",
     }
 }
 
@@ -335,7 +435,9 @@ fn claude() -> Check {
             "claude",
             format!(
                 "`claude` is not on PATH, so its version is unknown; Claude Code {need} or \
-                     newer is needed (older versions ignore updatedToolOutput for built-in tools)"
+                 newer is needed (older versions ignore updatedToolOutput for built-in tools; \
+                 the PreToolUse rewrite needs {})",
+                show(MIN_PRE_TOOL_USE_VERSION)
             ),
         );
     };
@@ -366,16 +468,31 @@ fn claude_check(program: &Path, output: &str) -> Check {
                 program.display()
             ),
         ),
-        Some(found) => Check::new(
-            Status::Warn,
-            "claude",
-            format!(
-                "Claude Code {} is older than {need_text}: older versions ignore \
-                 updatedToolOutput for built-in tools, so only MCP output is shortened; \
-                 update with `claude update`",
-                show(found)
-            ),
-        ),
+        Some(found) => {
+            let pre = MIN_PRE_TOOL_USE_VERSION;
+            let pre_tool_use = if found >= pre {
+                format!(
+                    " (the PreToolUse rewrite of failing commands works from {})",
+                    show(pre)
+                )
+            } else {
+                format!(
+                    ", and failing commands are not shortened either: the PreToolUse rewrite \
+                     needs {} (updatedInput with `ask`)",
+                    show(pre)
+                )
+            };
+            Check::new(
+                Status::Warn,
+                "claude",
+                format!(
+                    "Claude Code {} is older than {need_text}: older versions ignore \
+                     updatedToolOutput for built-in tools, so only MCP output is \
+                     shortened{pre_tool_use}; update with `claude update`",
+                    show(found)
+                ),
+            )
+        }
         None => Check::new(
             Status::Warn,
             "claude",
@@ -493,6 +610,21 @@ mod tests {
             "{}",
             old.detail
         );
+        assert!(
+            old.detail
+                .contains("PreToolUse rewrite of failing commands works from 2.1.0"),
+            "{}",
+            old.detail
+        );
+        let older = claude_check(program, "2.0.76 (Claude Code)");
+        assert_eq!(older.status, Status::Warn);
+        assert!(
+            older.detail.contains(
+                "failing commands are not shortened either: the PreToolUse rewrite needs 2.1.0"
+            ),
+            "{}",
+            older.detail
+        );
         assert_eq!(claude_check(program, "garbage").status, Status::Warn);
     }
 
@@ -542,15 +674,133 @@ mod tests {
             Some("kompress".to_string())
         );
         assert_eq!(command_program("${CLAUDE_PLUGIN_ROOT}/kompress hook"), None);
-        let check = registration_check(
+        let registration = |event: &str, matcher: Option<&str>, command: &str| init::Registration {
+            event: event.into(),
+            matcher: matcher.map(str::to_string),
+            command: command.into(),
+        };
+        let checks = registration_checks(
             Path::new("/s.json"),
-            &init::Registration {
-                matcher: None,
-                command: "/nonexistent/kompress hook".into(),
-            },
+            &[
+                registration("PostToolUse", None, "/nonexistent/kompress hook"),
+                registration("PreToolUse", Some("Bash"), "/nonexistent/kompress hook"),
+                registration("SessionStart", Some("compact"), "/bin/sh"),
+            ],
         );
-        assert_eq!(check.status, Status::Fail);
-        assert!(check.detail.contains("cannot be run"), "{}", check.detail);
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert_eq!(checks[0].status, Status::Fail);
+        assert_eq!(
+            checks[0].detail,
+            "registered in /s.json: PostToolUse (matcher *), PreToolUse (Bash): \
+             `/nonexistent/kompress hook`, but /nonexistent/kompress cannot be run; run \
+             `kompress init` again"
+        );
+        // A command whose program cannot be told (not `kompress hook`) is not judged.
+        assert_eq!(checks[1].status, Status::Ok, "{checks:?}");
+    }
+
+    fn registered(events: &[(&str, &str)]) -> Vec<init::Registration> {
+        events
+            .iter()
+            .map(|&(event, matcher)| init::Registration {
+                event: event.into(),
+                matcher: Some(matcher.into()),
+                command: "/usr/bin/kompress hook".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_event_registered_is_ok() {
+        let all: Vec<(&str, &str)> = init::EVENTS.iter().map(|e| (e.name, e.matcher)).collect();
+        assert_eq!(coverage(&registered(&all)), None);
+        // A kompress that runs.
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("kompress");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let command = init::hook_command(&exe).unwrap();
+        let mut registrations = registered(&all);
+        for registration in &mut registrations {
+            registration.command.clone_from(&command);
+        }
+        let checks = registration_checks(Path::new("/s.json"), &registrations);
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].status, Status::Ok);
+        assert_eq!(
+            checks[0].detail,
+            format!(
+                "registered in /s.json: PostToolUse, PreToolUse (Bash), SessionStart (compact): \
+                 `{command}`"
+            )
+        );
+    }
+
+    #[test]
+    fn an_older_install_is_told_to_run_init_again() {
+        let check = coverage(&registered(&[("PostToolUse", init::MATCHER)])).unwrap();
+        assert_eq!(check.status, Status::Warn);
+        assert!(
+            check.detail.starts_with(
+                "PreToolUse (Bash), SessionStart (compact) not registered (only PostToolUse is, \
+                 as an older kompress registered it): the output of failing commands"
+            ),
+            "{}",
+            check.detail
+        );
+        assert!(
+            check
+                .detail
+                .ends_with("; run `kompress init` again to add PreToolUse and SessionStart"),
+            "{}",
+            check.detail
+        );
+
+        let check = coverage(&registered(&[("PreToolUse", "Bash")])).unwrap();
+        assert!(
+            check.detail.starts_with(
+                "PostToolUse, SessionStart (compact) not registered (only PreToolUse (Bash) is)"
+            ) && check
+                .detail
+                .ends_with("run `kompress init` again to add PostToolUse and SessionStart"),
+            "{}",
+            check.detail
+        );
+
+        // An event outside the table covers nothing.
+        let check = coverage(&registered(&[("PreCompact", "")])).unwrap();
+        assert!(
+            check.detail.ends_with(
+                "run `kompress init` again to add PostToolUse, PreToolUse and SessionStart"
+            ),
+            "{}",
+            check.detail
+        );
+    }
+
+    #[test]
+    fn shows_matchers_the_user_changed() {
+        let shown = |event: &str, matcher: Option<&str>| {
+            shown_event(&init::Registration {
+                event: event.into(),
+                matcher: matcher.map(str::to_string),
+                command: "kompress hook".into(),
+            })
+        };
+        assert_eq!(shown("PostToolUse", Some(init::MATCHER)), "PostToolUse");
+        assert_eq!(
+            shown("PostToolUse", Some("Bash")),
+            "PostToolUse (matcher Bash)"
+        );
+        assert_eq!(shown("SessionStart", None), "SessionStart (matcher *)");
+        assert_eq!(
+            shown("PreCompact", None),
+            "PreCompact (not an event `kompress init` registers)"
+        );
     }
 
     #[test]

@@ -1,22 +1,34 @@
-//! `kompress init`: register kompress's PostToolUse hook in Claude Code's `settings.json`.
+//! `kompress init`: register kompress's hook in Claude Code's `settings.json`, for every event
+//! it handles.
 //!
-//! Owns: choosing the settings file, merging kompress's hook entry into it or taking it out
-//! again, and writing the file safely (backup, atomic replace, permissions and owner kept,
-//! symlinks followed).
-//! Does not own: the hook protocol ([`crate::hook`]) or checking an installation
-//! ([`crate::doctor`], which reuses [`registrations`] and [`read_settings`]).
+//! Owns: the table of events kompress registers for ([`EVENTS`]), choosing the settings file,
+//! merging kompress's hook entries into it or taking them out again, and writing the file
+//! safely (backup, atomic replace, permissions and owner kept, symlinks followed).
+//! Does not own: the hook protocol ([`crate::hook`], which dispatches on the payload's
+//! `hook_event_name`) or checking an installation ([`crate::doctor`], which reuses [`EVENTS`],
+//! [`registrations`] and [`read_settings`]).
 //!
 //! The merge itself ([`install`], [`uninstall`]) works on a [`Value`] and touches nothing but
 //! kompress's own handler objects: every other key, hook and matcher group keeps its value and
 //! its place (`serde_json`'s `preserve_order` keeps key order; `arbitrary_precision` keeps numbers
 //! as written). A file that is not plain JSON (comments, trailing commas) is never rewritten.
 //!
-//! The entry, appended to `hooks.PostToolUse`:
+//! One command, `<abs path>/kompress hook`, is registered for each event of [`EVENTS`], in a
+//! matcher group of its own appended to that event's array:
 //!
 //! ```json
-//! {"matcher": "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*",
-//!  "hooks": [{"type": "command", "command": "/abs/path/kompress hook", "timeout": 10}]}
+//! {"hooks": {
+//!   "PostToolUse":  [{"matcher": "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*",
+//!                     "hooks": [{"type": "command", "command": "/abs/path/kompress hook", "timeout": 10}]}],
+//!   "PreToolUse":   [{"matcher": "Bash",
+//!                     "hooks": [{"type": "command", "command": "/abs/path/kompress hook", "timeout": 10}]}],
+//!   "SessionStart": [{"matcher": "compact",
+//!                     "hooks": [{"type": "command", "command": "/abs/path/kompress hook", "timeout": 10}]}]}}
 //! ```
+//!
+//! An install from an older kompress (PostToolUse only) gets the missing events on the next
+//! `kompress init`. `kompress init --uninstall` removes kompress's handlers from every event,
+//! also from events that are not (or no longer) in the table.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -27,24 +39,83 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// The tools kompress's hook fires for. Claude Code reads a value with `.` or `*` as a regex,
-/// so `mcp__.*` covers every MCP tool; `Agent` is the subagent tool (`Task` before 2.1.63).
+/// The tools kompress's PostToolUse hook fires for. Claude Code reads a value with `.` or `*`
+/// as a regex, so `mcp__.*` covers every MCP tool; `Agent` is the subagent tool (`Task` before
+/// 2.1.63).
 pub const MATCHER: &str = "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*";
 
-/// The hook's timeout in seconds. kompress's own deadline is far shorter (about a second);
-/// this only bounds a stuck process.
+/// The hook's timeout in seconds, for every event. kompress's own deadline is far shorter
+/// (about a second); this only bounds a stuck process.
 pub const TIMEOUT_SECS: u64 = 10;
 
-/// The hook event kompress registers for.
-pub const EVENT: &str = "PostToolUse";
+/// One hook event kompress registers for, with the matcher and timeout of its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The event's name, a key of `hooks` (`PostToolUse`).
+    pub name: &'static str,
+    /// The group's matcher: tool names for tool events, the source for `SessionStart`.
+    pub matcher: &'static str,
+    /// The handler's timeout in seconds.
+    pub timeout: u64,
+}
+
+impl Event {
+    /// The event as messages show it: its name, and its matcher in parentheses when that is a
+    /// single word (`PreToolUse (Bash)`; PostToolUse's long tool list is left out).
+    pub fn label(&self) -> String {
+        if self
+            .matcher
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            format!("{} ({})", self.name, self.matcher)
+        } else {
+            self.name.to_string()
+        }
+    }
+
+    /// The matcher group [`install`] appends for this event.
+    pub fn group(&self, command: &str) -> Value {
+        json!({
+            "matcher": self.matcher,
+            "hooks": [{"type": "command", "command": command, "timeout": self.timeout}],
+        })
+    }
+}
+
+/// Every event kompress registers for, in the order they are added: the one table that
+/// [`install`], [`snippet`], `doctor` and `hooks/hooks.json` follow.
+///
+/// - `PostToolUse`: shortens the output of successful tool calls.
+/// - `PreToolUse` on `Bash`: rewrites noisy commands that may fail to run under `kompress run`
+///   (PostToolUse never sees a failing command's output).
+/// - `SessionStart` with source `compact`: forgets the session's memory once Claude Code has
+///   compacted the conversation.
+pub static EVENTS: [Event; 3] = [
+    Event {
+        name: "PostToolUse",
+        matcher: MATCHER,
+        timeout: TIMEOUT_SECS,
+    },
+    Event {
+        name: "PreToolUse",
+        matcher: "Bash",
+        timeout: TIMEOUT_SECS,
+    },
+    Event {
+        name: "SessionStart",
+        matcher: "compact",
+        timeout: TIMEOUT_SECS,
+    },
+];
 
 /// The top-level key holding every hook event.
 const HOOKS: &str = "hooks";
 
-/// What [`install`] or [`uninstall`] did to the settings.
+/// What [`install`] or [`uninstall`] did to one event's array.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A new matcher group with kompress's handler was appended to `hooks.PostToolUse`.
+    /// A new matcher group with kompress's handler was appended to the event's array.
     Added,
     /// An existing kompress handler was brought up to date in place.
     Updated {
@@ -57,21 +128,30 @@ pub enum Change {
     Unchanged,
     /// This many kompress handlers were removed.
     Removed(usize),
-    /// There was no kompress handler to remove.
-    NotInstalled,
 }
 
 impl Change {
     /// Whether the settings changed, so the file has to be written.
     pub fn is_change(&self) -> bool {
-        matches!(
-            self,
-            Change::Added | Change::Updated { .. } | Change::Removed(_)
-        )
+        !matches!(self, Change::Unchanged)
     }
 }
 
-/// Settings whose shape leaves no sound place for the hook entry.
+/// What happened to one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventChange {
+    /// The event's name (`PreToolUse`).
+    pub event: String,
+    /// What happened to it.
+    pub change: Change,
+}
+
+/// Whether any of `changes` changed the settings.
+pub fn any_change(changes: &[EventChange]) -> bool {
+    changes.iter().any(|c| c.change.is_change())
+}
+
+/// Settings whose shape leaves no sound place for the hook entries.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
     /// The file's top level is not an object.
@@ -80,15 +160,22 @@ pub enum ShapeError {
     /// `hooks` is not an object.
     #[error("\"hooks\" is {0}, not a JSON object")]
     Hooks(&'static str),
-    /// `hooks.PostToolUse` is not an array.
-    #[error("\"hooks\".\"PostToolUse\" is {0}, not an array")]
-    Event(&'static str),
+    /// `hooks.<event>` (an event of [`EVENTS`]) is not an array.
+    #[error("\"hooks\".\"{event}\" is {kind}, not an array")]
+    Event {
+        /// The event's name.
+        event: &'static str,
+        /// What it is instead.
+        kind: &'static str,
+    },
 }
 
 /// One kompress handler found in a settings file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
-    /// The matcher of the group holding the handler (`None` when absent: every tool).
+    /// The event it is registered for (a key of `hooks`, in or out of [`EVENTS`]).
+    pub event: String,
+    /// The matcher of the group holding the handler (`None` when absent: every tool or source).
     pub matcher: Option<String>,
     /// The handler's command (in exec form, the program followed by its arguments).
     pub command: String,
@@ -102,18 +189,34 @@ pub fn hook_command(exe: &Path) -> Result<String> {
     Ok(format!("{} hook", shell_quote(exe)))
 }
 
-/// The matcher group [`install`] appends.
-pub fn hook_group(command: &str) -> Value {
-    json!({
-        "matcher": MATCHER,
-        "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_SECS}],
-    })
+/// The `hooks` object registering `command` for every event of [`EVENTS`], each in its own
+/// group: what [`install`] produces in empty settings, and what `hooks/hooks.json` holds.
+pub fn hooks_object(command: &str) -> Value {
+    let mut hooks = Map::new();
+    for event in &EVENTS {
+        hooks.insert(event.name.to_string(), json!([event.group(command)]));
+    }
+    Value::Object(hooks)
 }
 
 /// What to add by hand when kompress cannot edit a file itself.
 pub fn snippet(command: &str) -> String {
-    let value = json!({ HOOKS: { EVENT: [hook_group(command)] } });
+    let value = json!({ HOOKS: hooks_object(command) });
     serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// The labels of `events`, joined with commas (`PostToolUse, PreToolUse (Bash)`).
+pub fn labels<'a>(events: impl IntoIterator<Item = &'a Event>) -> String {
+    events
+        .into_iter()
+        .map(Event::label)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table's entry for the event called `name`.
+pub fn event(name: &str) -> Option<&'static Event> {
+    EVENTS.iter().find(|e| e.name == name)
 }
 
 /// Whether `handler` (one object of a matcher group's `hooks` array) runs `kompress hook`.
@@ -150,50 +253,54 @@ fn is_kompress_program(word: &str) -> bool {
     name == "kompress" || name == "kompress.exe"
 }
 
-/// kompress handlers registered for PostToolUse in `settings`, in file order.
+/// kompress handlers registered in `settings`, for every event (in or out of [`EVENTS`]), in
+/// file order.
 pub fn registrations(settings: &Value) -> Vec<Registration> {
-    let Some(groups) = settings
-        .get(HOOKS)
-        .and_then(|hooks| hooks.get(EVENT))
-        .and_then(Value::as_array)
-    else {
+    let Some(hooks) = settings.get(HOOKS).and_then(Value::as_object) else {
         return Vec::new();
     };
     let mut found = Vec::new();
-    for group in groups {
-        let Some(handlers) = group.get("hooks").and_then(Value::as_array) else {
+    for (event, groups) in hooks {
+        let Some(groups) = groups.as_array() else {
             continue;
         };
-        for handler in handlers.iter().filter(|h| is_kompress_handler(h)) {
-            let mut command = handler["command"].as_str().unwrap_or_default().to_string();
-            for arg in handler
-                .get("args")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                command.push(' ');
-                command.push_str(&shell_quote(arg.as_str().unwrap_or_default()));
+        for group in groups {
+            let Some(handlers) = group.get("hooks").and_then(Value::as_array) else {
+                continue;
+            };
+            for handler in handlers.iter().filter(|h| is_kompress_handler(h)) {
+                let mut command = handler["command"].as_str().unwrap_or_default().to_string();
+                for arg in handler
+                    .get("args")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    command.push(' ');
+                    command.push_str(&shell_quote(arg.as_str().unwrap_or_default()));
+                }
+                found.push(Registration {
+                    event: event.clone(),
+                    matcher: group
+                        .get("matcher")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    command,
+                });
             }
-            found.push(Registration {
-                matcher: group
-                    .get("matcher")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                command,
-            });
         }
     }
     found
 }
 
-/// Register kompress's hook running `command` in `settings`.
+/// Register kompress's hook running `command` in `settings`, for every event of [`EVENTS`];
+/// what happened to each, in the table's order.
 ///
-/// Appends a matcher group when there is no kompress handler yet. An existing one is kept
-/// where it is, with its matcher, timeout and other fields; only a command pointing to another
-/// kompress binary is updated, and further kompress handlers are removed (with a matcher group
-/// left empty by that). Nothing changes when the shape is wrong.
-pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError> {
+/// Per event: appends a matcher group when the event has no kompress handler yet. An existing
+/// one is kept where it is, with its matcher, timeout and other fields; only a command pointing
+/// to another kompress binary is updated, and further kompress handlers of that event are
+/// removed (with a matcher group left empty by that). Nothing changes when the shape is wrong.
+pub fn install(settings: &mut Value, command: &str) -> Result<Vec<EventChange>, ShapeError> {
     let kind_of_settings = kind(settings);
     let Some(root) = settings.as_object_mut() else {
         return Err(ShapeError::TopLevel(kind_of_settings));
@@ -201,10 +308,19 @@ pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError
     // Check every shape before changing anything.
     match root.get(HOOKS) {
         None => {}
-        Some(Value::Object(hooks)) => match hooks.get(EVENT) {
-            None | Some(Value::Array(_)) => {}
-            Some(other) => return Err(ShapeError::Event(kind(other))),
-        },
+        Some(Value::Object(hooks)) => {
+            for event in &EVENTS {
+                match hooks.get(event.name) {
+                    None | Some(Value::Array(_)) => {}
+                    Some(other) => {
+                        return Err(ShapeError::Event {
+                            event: event.name,
+                            kind: kind(other),
+                        });
+                    }
+                }
+            }
+        }
         Some(other) => return Err(ShapeError::Hooks(kind(other))),
     }
     let Value::Object(hooks) = root
@@ -213,13 +329,24 @@ pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError
     else {
         unreachable!("checked above");
     };
-    let Value::Array(groups) = hooks
-        .entry(EVENT)
-        .or_insert_with(|| Value::Array(Vec::new()))
-    else {
-        unreachable!("checked above");
-    };
+    let mut changes = Vec::new();
+    for event in &EVENTS {
+        let Value::Array(groups) = hooks
+            .entry(event.name)
+            .or_insert_with(|| Value::Array(Vec::new()))
+        else {
+            unreachable!("checked above");
+        };
+        changes.push(EventChange {
+            event: event.name.to_string(),
+            change: install_event(groups, event, command),
+        });
+    }
+    Ok(changes)
+}
 
+/// [`install`] for one event's array of matcher groups.
+fn install_event(groups: &mut Vec<Value>, event: &Event, command: &str) -> Change {
     let mut found = Vec::new();
     for (g, group) in groups.iter().enumerate() {
         if let Some(handlers) = group.get("hooks").and_then(Value::as_array) {
@@ -231,8 +358,8 @@ pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError
         }
     }
     let Some(&(first_group, first_handler)) = found.first() else {
-        groups.push(hook_group(command));
-        return Ok(Change::Added);
+        groups.push(event.group(command));
+        return Change::Added;
     };
 
     let previous = groups[first_group]
@@ -250,12 +377,12 @@ pub fn install(settings: &mut Value, command: &str) -> Result<Change, ShapeError
         }
     }
     if previous.is_none() && duplicates == 0 {
-        Ok(Change::Unchanged)
+        Change::Unchanged
     } else {
-        Ok(Change::Updated {
+        Change::Updated {
             previous,
             duplicates,
-        })
+        }
     }
 }
 
@@ -276,40 +403,53 @@ fn set_command(handler: &mut Value, command: &str) -> Option<String> {
     Some(old)
 }
 
-/// Remove what [`install`] adds: every kompress handler in `hooks.PostToolUse`, then a matcher
-/// group whose `hooks` array this left empty, then `PostToolUse` and `hooks` if this left them
-/// empty. Containers that were empty already stay.
-pub fn uninstall(settings: &mut Value) -> Change {
+/// Remove what [`install`] adds, from every event (also events not in [`EVENTS`], such as a
+/// `PreCompact` entry left by hand or by another version): every kompress handler, then a
+/// matcher group whose `hooks` array this left empty, then an event array and `hooks` if this
+/// left them empty. Containers that were empty already stay, and so does anything of another
+/// shape. The events that had handlers removed, with [`Change::Removed`], in file order; empty
+/// when there was nothing to remove.
+pub fn uninstall(settings: &mut Value) -> Vec<EventChange> {
+    let mut changes = Vec::new();
     let Some(root) = settings.as_object_mut() else {
-        return Change::NotInstalled;
+        return changes;
     };
     let Some(Value::Object(hooks)) = root.get_mut(HOOKS) else {
-        return Change::NotInstalled;
+        return changes;
     };
-    let Some(Value::Array(groups)) = hooks.get_mut(EVENT) else {
-        return Change::NotInstalled;
-    };
-    let mut removed = 0;
-    groups.retain_mut(|group| {
-        let Some(Value::Array(handlers)) = group.get_mut("hooks") else {
-            return true;
+    let mut emptied = Vec::new();
+    for (event, value) in hooks.iter_mut() {
+        let Value::Array(groups) = value else {
+            continue;
         };
-        let before = handlers.len();
-        handlers.retain(|handler| !is_kompress_handler(handler));
-        let count = before - handlers.len();
-        removed += count;
-        count == 0 || !handlers.is_empty()
-    });
-    if removed == 0 {
-        return Change::NotInstalled;
-    }
-    if groups.is_empty() {
-        hooks.shift_remove(EVENT);
-        if hooks.is_empty() {
-            root.shift_remove(HOOKS);
+        let mut removed = 0;
+        groups.retain_mut(|group| {
+            let Some(Value::Array(handlers)) = group.get_mut("hooks") else {
+                return true;
+            };
+            let before = handlers.len();
+            handlers.retain(|handler| !is_kompress_handler(handler));
+            let count = before - handlers.len();
+            removed += count;
+            count == 0 || !handlers.is_empty()
+        });
+        if removed > 0 {
+            if groups.is_empty() {
+                emptied.push(event.clone());
+            }
+            changes.push(EventChange {
+                event: event.clone(),
+                change: Change::Removed(removed),
+            });
         }
     }
-    Change::Removed(removed)
+    for event in &emptied {
+        hooks.shift_remove(event);
+    }
+    if !changes.is_empty() && hooks.is_empty() {
+        root.shift_remove(HOOKS);
+    }
+    changes
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -523,53 +663,120 @@ pub fn main(project: bool, uninstall: bool, settings: Option<&Path>) -> Result<(
     Ok(())
 }
 
-/// Register the hook in the file at `path`; one line saying what happened.
+/// Register the hook in the file at `path`; a line saying what happened to each event.
 fn add_to(path: &Path, command: &str) -> Result<String> {
     let manual = || {
         format!(
-            "kompress left it unchanged. Add the hook by hand, merging this into it:\n{}",
+            "kompress left it unchanged. Add the hooks by hand, merging this into it:\n{}",
             snippet(command)
         )
     };
     let mut file = read_settings(path).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
-    let change = install(&mut file.value, command)
+    let changes = install(&mut file.value, command)
         .map_err(|err| anyhow!("{}: {err}.\n{}", file.target.display(), manual()))?;
     let shown = shown_path(path, &file.target);
-    if !change.is_change() {
-        return Ok(format!(
-            "the {EVENT} hook is already registered in {shown}; nothing to do"
-        ));
+    if !any_change(&changes) {
+        return Ok(install_message(&changes, command, &shown, false, ""));
     }
     let backup = write_settings(&file).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
     let backup = backup_note(backup.as_deref());
-    Ok(match change {
-        Change::Added if file.original.is_none() => {
-            format!("created {shown} with the {EVENT} hook `{command}`")
-        }
-        Change::Updated {
-            previous,
-            duplicates,
-        } => {
-            let previous = previous
-                .map(|previous| format!(": `{previous}` -> `{command}`"))
-                .unwrap_or_default();
-            let duplicates = if duplicates > 0 {
-                format!("; removed {duplicates} duplicate kompress hook(s)")
-            } else {
-                String::new()
-            };
-            format!("updated the {EVENT} hook in {shown}{previous}{duplicates}{backup}")
-        }
-        _ => format!("added the {EVENT} hook `{command}` to {shown}{backup}"),
-    })
+    Ok(install_message(
+        &changes,
+        command,
+        &shown,
+        file.original.is_none(),
+        &backup,
+    ))
 }
 
-/// Unregister the hook from the file at `path`; one line saying what happened.
+/// What [`install`] did, in one line: `changes` (one per event of [`EVENTS`]) to the file
+/// shown as `shown`, `created` when there was no file, `backup` the note on the backup.
+fn install_message(
+    changes: &[EventChange],
+    command: &str,
+    shown: &str,
+    created: bool,
+    backup: &str,
+) -> String {
+    let with = |pick: &dyn Fn(&Change) -> bool| -> Vec<&'static Event> {
+        changes
+            .iter()
+            .filter(|c| pick(&c.change))
+            .filter_map(|c| event(&c.event))
+            .collect()
+    };
+    let added = with(&|c| matches!(c, Change::Added));
+    let kept = with(&|c| !matches!(c, Change::Added));
+    let all = labels(&EVENTS);
+    if added.is_empty() && !any_change(changes) {
+        return format!("already registered in {shown}: {all}: `{command}`; nothing to do");
+    }
+    if kept.is_empty() {
+        return if created {
+            format!("created {shown}, registered: {all}: `{command}`")
+        } else {
+            format!("registered in {shown}: {all}: `{command}`{backup}")
+        };
+    }
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        // An older kompress registered fewer events: the next `init` adds the others.
+        parts.push(format!(
+            "added {} next to the existing {} registration (upgrade from an older kompress): `{command}`",
+            labels(added.iter().copied()),
+            labels(kept.iter().copied()),
+        ));
+    }
+    // Updated paths, one part per former command (usually one binary for every event).
+    let mut previous: Vec<(&str, Vec<&'static Event>)> = Vec::new();
+    let mut duplicates: Vec<(usize, &'static Event)> = Vec::new();
+    for c in changes {
+        let Some(e) = event(&c.event) else { continue };
+        if let Change::Updated {
+            previous: old,
+            duplicates: n,
+        } = &c.change
+        {
+            if let Some(old) = old.as_deref() {
+                match previous.iter_mut().find(|(p, _)| *p == old) {
+                    Some((_, events)) => events.push(e),
+                    None => previous.push((old, vec![e])),
+                }
+            }
+            if *n > 0 {
+                duplicates.push((*n, e));
+            }
+        }
+    }
+    for (old, events) in &previous {
+        parts.push(format!(
+            "updated {}: `{old}` -> `{command}`",
+            labels(events.iter().copied())
+        ));
+    }
+    if !duplicates.is_empty() {
+        let total: usize = duplicates.iter().map(|(n, _)| n).sum();
+        parts.push(format!(
+            "removed {total} duplicate kompress hook(s) ({})",
+            labels(duplicates.iter().map(|(_, e)| *e))
+        ));
+    }
+    let verb = if added.is_empty() {
+        "updated the registration"
+    } else {
+        "upgraded the registration"
+    };
+    format!("{verb} in {shown}: {}{backup}", parts.join("; "))
+}
+
+/// Unregister the hook from the file at `path`, from every event; one line saying what
+/// happened.
 fn remove_from(path: &Path, command: &str) -> Result<String> {
     let manual = || {
         format!(
-            "kompress left it unchanged. Remove by hand the \"{HOOKS}\".\"{EVENT}\" entry whose \
-             command is `{command}` (or another `kompress hook`)."
+            "kompress left it unchanged. Remove by hand, under \"{HOOKS}\", each entry whose \
+             command is `{command}` (or another `kompress hook`): {}.",
+            EVENTS.map(|e| e.name).join(", ")
         )
     };
     let mut file = read_settings(path).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
@@ -577,17 +784,21 @@ fn remove_from(path: &Path, command: &str) -> Result<String> {
     if file.original.is_none() {
         return Ok(format!("{shown} does not exist; nothing to do"));
     }
-    let change = uninstall(&mut file.value);
-    if !change.is_change() {
+    let changes = uninstall(&mut file.value);
+    if !any_change(&changes) {
         return Ok(format!("no kompress hook in {shown}; nothing to do"));
     }
     let backup = write_settings(&file).map_err(|err| anyhow!("{err:#}.\n{}", manual()))?;
-    let count = match change {
-        Change::Removed(n) if n > 1 => format!("{n} {EVENT} hooks"),
-        _ => format!("the {EVENT} hook"),
-    };
+    let events: Vec<String> = changes
+        .iter()
+        .map(|c| match c.change {
+            Change::Removed(n) if n > 1 => format!("{} ({n} hooks)", c.event),
+            _ => c.event.clone(),
+        })
+        .collect();
     Ok(format!(
-        "removed {count} from {shown}{}",
+        "removed the kompress hook from {shown}: {}{}",
+        events.join(", "),
         backup_note(backup.as_deref())
     ))
 }
@@ -804,28 +1015,84 @@ mod tests {
         registrations(settings).len()
     }
 
+    /// `install`'s changes, as (event, change) pairs.
+    fn pairs(changes: &[EventChange]) -> Vec<(&str, Change)> {
+        changes
+            .iter()
+            .map(|c| (c.event.as_str(), c.change.clone()))
+            .collect()
+    }
+
+    fn all(change: Change) -> Vec<(&'static str, Change)> {
+        EVENTS.iter().map(|e| (e.name, change.clone())).collect()
+    }
+
+    fn group(event: usize) -> Value {
+        EVENTS[event].group(CMD)
+    }
+
+    #[test]
+    fn the_table() {
+        assert_eq!(
+            EVENTS.map(|e| (e.name, e.matcher, e.timeout)),
+            [
+                ("PostToolUse", MATCHER, 10),
+                ("PreToolUse", "Bash", 10),
+                ("SessionStart", "compact", 10),
+            ]
+        );
+        assert_eq!(
+            labels(&EVENTS),
+            "PostToolUse, PreToolUse (Bash), SessionStart (compact)"
+        );
+        assert_eq!(event("PreToolUse"), Some(&EVENTS[1]));
+        assert_eq!(event("PreCompact"), None);
+    }
+
     #[test]
     fn install_into_empty_settings() {
         let mut settings = json!({});
-        assert_eq!(install(&mut settings, CMD), Ok(Change::Added));
-        assert_eq!(
-            settings,
-            json!({"hooks": {"PostToolUse": [hook_group(CMD)]}})
-        );
+        let changes = install(&mut settings, CMD).unwrap();
+        assert_eq!(pairs(&changes), all(Change::Added));
+        assert_eq!(settings, json!({"hooks": hooks_object(CMD)}));
         assert_eq!(
             serde_json::to_string(&settings).unwrap(),
             format!(
-                r#"{{"hooks":{{"PostToolUse":[{{"matcher":"{MATCHER}","hooks":[{{"type":"command","command":"{CMD}","timeout":10}}]}}]}}}}"#
+                concat!(
+                    r#"{{"hooks":{{"PostToolUse":[{{"matcher":"{m}","hooks":[{{"type":"command","command":"{c}","timeout":10}}]}}],"#,
+                    r#""PreToolUse":[{{"matcher":"Bash","hooks":[{{"type":"command","command":"{c}","timeout":10}}]}}],"#,
+                    r#""SessionStart":[{{"matcher":"compact","hooks":[{{"type":"command","command":"{c}","timeout":10}}]}}]}}}}"#
+                ),
+                m = MATCHER,
+                c = CMD
             )
         );
+        let found = registrations(&settings);
+        assert_eq!(
+            found
+                .iter()
+                .map(|r| (r.event.as_str(), r.matcher.as_deref().unwrap()))
+                .collect::<Vec<_>>(),
+            [
+                ("PostToolUse", MATCHER),
+                ("PreToolUse", "Bash"),
+                ("SessionStart", "compact")
+            ]
+        );
+        assert!(found.iter().all(|r| r.command == CMD));
     }
 
     #[test]
     fn install_twice_changes_nothing() {
         let mut settings = json!({"model": "opus", "hooks": {"PreToolUse": []}});
-        assert_eq!(install(&mut settings, CMD), Ok(Change::Added));
+        assert_eq!(
+            pairs(&install(&mut settings, CMD).unwrap()),
+            all(Change::Added)
+        );
         let once = settings.clone();
-        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+        let again = install(&mut settings, CMD).unwrap();
+        assert_eq!(pairs(&again), all(Change::Unchanged));
+        assert!(!any_change(&again));
         assert_eq!(
             serde_json::to_string(&settings).unwrap(),
             serde_json::to_string(&once).unwrap()
@@ -837,6 +1104,7 @@ mod tests {
         let mut settings = json!({
             "env": {"A": "1"},
             "hooks": {
+                "SessionStart": [{"matcher": "startup", "hooks": [{"type": "command", "command": "hello.sh"}]}],
                 "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}],
                 "PostToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]}],
                 "Stop": []
@@ -846,14 +1114,51 @@ mod tests {
         install(&mut settings, CMD).unwrap();
         let text = serde_json::to_string(&settings).unwrap();
         assert!(
-            text.starts_with(r#"{"env":{"A":"1"},"hooks":{"PreToolUse":[{"matcher":"Bash""#),
+            text.starts_with(r#"{"env":{"A":"1"},"hooks":{"SessionStart":[{"matcher":"startup""#),
             "{text}"
         );
         assert!(text.ends_with(r#""Stop":[]},"z":1}"#), "{text}");
-        let groups = settings["hooks"]["PostToolUse"].as_array().unwrap();
-        assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0]["hooks"][0]["command"], "lint.sh");
-        assert_eq!(groups[1], hook_group(CMD));
+        let hooks = settings["hooks"].as_object().unwrap();
+        assert_eq!(
+            hooks.keys().collect::<Vec<_>>(),
+            ["SessionStart", "PreToolUse", "PostToolUse", "Stop"]
+        );
+        for (i, (event, theirs)) in [
+            ("PostToolUse", "lint.sh"),
+            ("PreToolUse", "rtk hook claude"),
+            ("SessionStart", "hello.sh"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let groups = hooks[event].as_array().unwrap();
+            assert_eq!(groups.len(), 2, "{event}");
+            assert_eq!(groups[0]["hooks"][0]["command"], theirs, "{event}");
+            assert_eq!(groups[1], group(i), "{event}: ours goes last");
+        }
+    }
+
+    #[test]
+    fn install_upgrades_a_post_tool_use_only_registration() {
+        let mut settings = json!({"hooks": {"PostToolUse": [group(0)]}});
+        let changes = install(&mut settings, CMD).unwrap();
+        assert_eq!(
+            pairs(&changes),
+            [
+                ("PostToolUse", Change::Unchanged),
+                ("PreToolUse", Change::Added),
+                ("SessionStart", Change::Added)
+            ]
+        );
+        assert_eq!(settings, json!({"hooks": hooks_object(CMD)}));
+        assert_eq!(
+            install_message(&changes, CMD, "/s.json", false, ""),
+            format!(
+                "upgraded the registration in /s.json: added PreToolUse (Bash), SessionStart \
+                 (compact) next to the existing PostToolUse registration (upgrade from an older \
+                 kompress): `{CMD}`"
+            )
+        );
     }
 
     #[test]
@@ -865,14 +1170,21 @@ mod tests {
                 {"type": "command", "command": "b.sh"}
             ]},
             {"matcher": "Read", "hooks": [{"type": "command", "command": "c.sh"}]}
+        ], "PreToolUse": [
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "/old/kompress hook"}]}
         ]}});
-        let change = install(&mut settings, CMD).unwrap();
+        let changes = install(&mut settings, CMD).unwrap();
+        let updated = Change::Updated {
+            previous: Some("/old/kompress hook".into()),
+            duplicates: 0,
+        };
         assert_eq!(
-            change,
-            Change::Updated {
-                previous: Some("/old/kompress hook".into()),
-                duplicates: 0
-            }
+            pairs(&changes),
+            [
+                ("PostToolUse", updated.clone()),
+                ("PreToolUse", updated),
+                ("SessionStart", Change::Added)
+            ]
         );
         let group = &settings["hooks"]["PostToolUse"][0];
         assert_eq!(group["matcher"], "Bash", "the user's matcher stays");
@@ -886,30 +1198,71 @@ mod tests {
             settings["hooks"]["PostToolUse"].as_array().unwrap().len(),
             2
         );
-        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+        assert_eq!(
+            settings["hooks"]["PreToolUse"],
+            json!([{"matcher": "Bash", "hooks": [{"type": "command", "command": CMD}]}])
+        );
+        let message = install_message(&changes, CMD, "/s.json", false, " (backup: /s.bak)");
+        assert_eq!(
+            message,
+            format!(
+                "upgraded the registration in /s.json: added SessionStart (compact) next to the \
+                 existing PostToolUse, PreToolUse (Bash) registration (upgrade from an older \
+                 kompress): `{CMD}`; updated PostToolUse, PreToolUse (Bash): `/old/kompress hook` \
+                 -> `{CMD}` (backup: /s.bak)"
+            )
+        );
+        assert_eq!(
+            pairs(&install(&mut settings, CMD).unwrap()),
+            all(Change::Unchanged)
+        );
     }
 
     #[test]
-    fn install_removes_duplicates() {
-        let mut settings = json!({"hooks": {"PostToolUse": [
-            hook_group(CMD),
-            {"matcher": "Bash", "hooks": [{"type": "command", "command": "kompress hook"}]},
-            {"matcher": "Read", "hooks": [{"type": "command", "command": "x"}, {"type": "command", "command": "kompress hook"}]}
-        ]}});
-        let change = install(&mut settings, CMD).unwrap();
+    fn install_removes_duplicates_per_event() {
+        let mut settings = json!({"hooks": {
+            "PostToolUse": [
+                group(0),
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "kompress hook"}]},
+                {"matcher": "Read", "hooks": [{"type": "command", "command": "x"}, {"type": "command", "command": "kompress hook"}]}
+            ],
+            "SessionStart": [group(2), group(2)]
+        }});
+        let changes = install(&mut settings, CMD).unwrap();
         assert_eq!(
-            change,
-            Change::Updated {
-                previous: None,
-                duplicates: 2
-            }
+            pairs(&changes),
+            [
+                (
+                    "PostToolUse",
+                    Change::Updated {
+                        previous: None,
+                        duplicates: 2
+                    }
+                ),
+                ("PreToolUse", Change::Added),
+                (
+                    "SessionStart",
+                    Change::Updated {
+                        previous: None,
+                        duplicates: 1
+                    }
+                ),
+            ]
         );
-        assert_eq!(ours(&settings), 1);
+        assert_eq!(ours(&settings), 3);
         let groups = settings["hooks"]["PostToolUse"].as_array().unwrap();
         assert_eq!(groups.len(), 2, "{groups:?}");
         assert_eq!(
             groups[1],
             json!({"matcher": "Read", "hooks": [{"type": "command", "command": "x"}]})
+        );
+        assert_eq!(settings["hooks"]["SessionStart"], json!([group(2)]));
+        let message = install_message(&changes, CMD, "/s.json", false, "");
+        assert!(
+            message.ends_with(
+                "; removed 3 duplicate kompress hook(s) (PostToolUse, SessionStart (compact))"
+            ),
+            "{message}"
         );
     }
 
@@ -918,9 +1271,9 @@ mod tests {
         let mut settings = json!({"hooks": {"PostToolUse": [
             {"hooks": [{"type": "command", "command": "/old/kompress", "args": ["hook"]}]}
         ]}});
-        let change = install(&mut settings, CMD).unwrap();
+        let changes = install(&mut settings, CMD).unwrap();
         assert_eq!(
-            change,
+            changes[0].change,
             Change::Updated {
                 previous: Some("/old/kompress".into()),
                 duplicates: 0
@@ -930,53 +1283,145 @@ mod tests {
             settings["hooks"]["PostToolUse"][0]["hooks"][0]["command"],
             "/opt/kompress/bin/kompress"
         );
-        assert_eq!(install(&mut settings, CMD), Ok(Change::Unchanged));
+        assert!(!any_change(&install(&mut settings, CMD).unwrap()));
+    }
+
+    #[test]
+    fn install_leaves_events_outside_the_table_alone() {
+        let mut settings = json!({"hooks": {"PreCompact": [
+            {"hooks": [{"type": "command", "command": "/old/kompress hook"}]}
+        ], "Stop": "odd"}});
+        let before = settings["hooks"]["PreCompact"].clone();
+        let changes = install(&mut settings, CMD).unwrap();
+        assert_eq!(pairs(&changes), all(Change::Added));
+        assert_eq!(settings["hooks"]["PreCompact"], before);
+        assert_eq!(settings["hooks"]["Stop"], "odd");
     }
 
     #[test]
     fn install_refuses_wrong_shapes_without_changing_anything() {
-        for (mut settings, error) in [
+        let mut cases = vec![
             (json!([]), ShapeError::TopLevel("an array")),
             (json!(null), ShapeError::TopLevel("null")),
             (json!({"hooks": "x"}), ShapeError::Hooks("a string")),
             (json!({"hooks": []}), ShapeError::Hooks("an array")),
             (json!({"hooks": null}), ShapeError::Hooks("null")),
-            (
-                json!({"hooks": {"PostToolUse": {}}}),
-                ShapeError::Event("an object"),
-            ),
-        ] {
+        ];
+        for event in &EVENTS {
+            // The other events are fine (one even holds kompress), so nothing must change.
+            let mut hooks = hooks_object("/old/kompress hook");
+            hooks[event.name] = json!({"matcher": "Bash"});
+            cases.push((
+                json!({ "hooks": hooks }),
+                ShapeError::Event {
+                    event: event.name,
+                    kind: "an object",
+                },
+            ));
+            cases.push((
+                json!({"hooks": {event.name: "kompress hook"}}),
+                ShapeError::Event {
+                    event: event.name,
+                    kind: "a string",
+                },
+            ));
+        }
+        for (mut settings, error) in cases {
             let before = settings.clone();
             assert_eq!(install(&mut settings, CMD), Err(error));
             assert_eq!(settings, before);
         }
+        assert_eq!(
+            ShapeError::Event {
+                event: "PreToolUse",
+                kind: "null"
+            }
+            .to_string(),
+            "\"hooks\".\"PreToolUse\" is null, not an array"
+        );
+    }
+
+    #[test]
+    fn snippet_shows_every_event() {
+        let value: Value = serde_json::from_str(&snippet(CMD)).unwrap();
+        assert_eq!(value, json!({"hooks": hooks_object(CMD)}));
+        for event in &EVENTS {
+            assert!(snippet(CMD).contains(event.name));
+        }
+    }
+
+    #[test]
+    fn messages() {
+        let added = |created| {
+            install_message(
+                &EVENTS.map(|e| EventChange {
+                    event: e.name.into(),
+                    change: Change::Added,
+                }),
+                CMD,
+                "/s.json",
+                created,
+                " (backup: /b)",
+            )
+        };
+        assert_eq!(
+            added(false),
+            format!(
+                "registered in /s.json: PostToolUse, PreToolUse (Bash), SessionStart (compact): \
+                 `{CMD}` (backup: /b)"
+            )
+        );
+        assert_eq!(
+            added(true),
+            format!(
+                "created /s.json, registered: PostToolUse, PreToolUse (Bash), SessionStart \
+                 (compact): `{CMD}`"
+            )
+        );
+        let unchanged = EVENTS
+            .map(|e| EventChange {
+                event: e.name.into(),
+                change: Change::Unchanged,
+            })
+            .to_vec();
+        assert_eq!(
+            install_message(&unchanged, CMD, "/s.json", false, ""),
+            format!(
+                "already registered in /s.json: PostToolUse, PreToolUse (Bash), SessionStart \
+                 (compact): `{CMD}`; nothing to do"
+            )
+        );
     }
 
     #[test]
     fn uninstall_removes_exactly_what_install_added() {
         let original = json!({
             "permissions": {"allow": ["Bash(ls:*)"]},
-            "hooks": {"PostToolUse": [
-                {"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]},
-                {"matcher": "Write", "hooks": []}
-            ]},
+            "hooks": {
+                "PostToolUse": [
+                    {"matcher": "Bash", "hooks": [{"type": "command", "command": "lint.sh"}]},
+                    {"matcher": "Write", "hooks": []}
+                ],
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}],
+                "SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]
+            },
             "model": "sonnet"
         });
         let mut settings = original.clone();
         install(&mut settings, CMD).unwrap();
-        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(pairs(&uninstall(&mut settings)), all(Change::Removed(1)));
         assert_eq!(
             serde_json::to_string(&settings).unwrap(),
             serde_json::to_string(&original).unwrap()
         );
-        assert_eq!(uninstall(&mut settings), Change::NotInstalled);
+        assert!(uninstall(&mut settings).is_empty());
     }
 
     #[test]
     fn uninstall_removes_containers_it_emptied() {
         let mut settings = json!({"a": 1});
         install(&mut settings, CMD).unwrap();
-        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(pairs(&uninstall(&mut settings)), all(Change::Removed(1)));
         assert_eq!(settings, json!({"a": 1}));
 
         let mut settings = json!({"hooks": {"Stop": [], "PostToolUse": []}, "b": 2});
@@ -989,6 +1434,30 @@ mod tests {
     }
 
     #[test]
+    fn uninstall_covers_events_outside_the_table() {
+        let mut settings = json!({"hooks": {
+            "PreCompact": [{"hooks": [{"type": "command", "command": "/old/kompress hook"}]}],
+            "PostToolUse": [group(0), group(0)],
+            "Notification": [{"hooks": [{"type": "command", "command": "notify.sh"}]}],
+            "Stop": {"odd": true}
+        }});
+        assert_eq!(
+            pairs(&uninstall(&mut settings)),
+            [
+                ("PreCompact", Change::Removed(1)),
+                ("PostToolUse", Change::Removed(2))
+            ]
+        );
+        assert_eq!(
+            settings,
+            json!({"hooks": {
+                "Notification": [{"hooks": [{"type": "command", "command": "notify.sh"}]}],
+                "Stop": {"odd": true}
+            }})
+        );
+    }
+
+    #[test]
     fn uninstall_keeps_a_shared_group() {
         let mut settings = json!({"hooks": {"PostToolUse": [
             {"matcher": "Bash", "hooks": [
@@ -996,7 +1465,10 @@ mod tests {
                 {"type": "command", "command": "other.sh"}
             ]}
         ]}});
-        assert_eq!(uninstall(&mut settings), Change::Removed(1));
+        assert_eq!(
+            pairs(&uninstall(&mut settings)),
+            [("PostToolUse", Change::Removed(1))]
+        );
         assert_eq!(
             settings,
             json!({"hooks": {"PostToolUse": [
@@ -1011,9 +1483,10 @@ mod tests {
             json!([]),
             json!({"hooks": 3}),
             json!({"hooks": {"PostToolUse": {}}}),
+            json!({"hooks": {"PreToolUse": "kompress hook", "SessionStart": null}}),
         ] {
             let before = settings.clone();
-            assert_eq!(uninstall(&mut settings), Change::NotInstalled);
+            assert!(uninstall(&mut settings).is_empty());
             assert_eq!(settings, before);
         }
     }
@@ -1069,23 +1542,39 @@ mod tests {
     }
 
     #[test]
-    fn registrations_lists_commands_and_matchers() {
-        let settings = json!({"hooks": {"PostToolUse": [
-            {"matcher": "Bash", "hooks": [{"command": "x"}, {"command": "kompress hook"}]},
-            {"hooks": [{"command": "/k/kompress", "args": ["hook"]}]}
-        ]}});
+    fn registrations_lists_events_commands_and_matchers() {
+        let settings = json!({"hooks": {
+            "PreCompact": [{"hooks": [{"command": "kompress hook"}]}],
+            "PostToolUse": [
+                {"matcher": "Bash", "hooks": [{"command": "x"}, {"command": "kompress hook"}]},
+                {"hooks": [{"command": "/k/kompress", "args": ["hook"]}]}
+            ],
+            "Stop": "odd",
+            "SessionStart": [{"matcher": "compact", "hooks": [{"command": "/k/kompress hook"}]}]
+        }});
+        let registration = |event: &str, matcher: Option<&str>, command: &str| Registration {
+            event: event.into(),
+            matcher: matcher.map(str::to_string),
+            command: command.into(),
+        };
         assert_eq!(
             registrations(&settings),
             [
-                Registration {
-                    matcher: Some("Bash".into()),
-                    command: "kompress hook".into()
-                },
-                Registration {
-                    matcher: None,
-                    command: "/k/kompress hook".into()
-                },
+                registration("PreCompact", None, "kompress hook"),
+                registration("PostToolUse", Some("Bash"), "kompress hook"),
+                registration("PostToolUse", None, "/k/kompress hook"),
+                registration("SessionStart", Some("compact"), "/k/kompress hook"),
             ]
+        );
+    }
+
+    #[test]
+    fn hooks_json_holds_the_table() {
+        let text = include_str!("../hooks/hooks.json");
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            serde_json::to_string(&json!({"hooks": hooks_object("kompress hook")})).unwrap()
         );
     }
 

@@ -10,6 +10,29 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 const MATCHER: &str = "Bash|Read|Grep|Glob|WebFetch|Agent|mcp__.*";
+
+/// The events kompress registers for, with their matchers (timeout 10 each), in the order
+/// `init` adds them: written out here independently of the crate's table.
+const TABLE: [(&str, &str); 3] = [
+    ("PostToolUse", MATCHER),
+    ("PreToolUse", "Bash"),
+    ("SessionStart", "compact"),
+];
+
+/// The matcher group `init` appends for `event`.
+fn our_group(event: &str, command: &str) -> Value {
+    let matcher = TABLE.iter().find(|(e, _)| *e == event).unwrap().1;
+    json!({"matcher": matcher, "hooks": [{"type": "command", "command": command, "timeout": 10}]})
+}
+
+/// The `hooks` object a fresh install writes.
+fn full_hooks(command: &str) -> Value {
+    let mut hooks = serde_json::Map::new();
+    for (event, _) in TABLE {
+        hooks.insert(event.into(), json!([our_group(event, command)]));
+    }
+    Value::Object(hooks)
+}
 const BIN: &str = env!("CARGO_BIN_EXE_kompress");
 
 /// A temporary home, project directory and settings file.
@@ -139,11 +162,12 @@ fn is_ours(handler: &Value) -> bool {
     command.contains("kompress") && (command.trim_end().ends_with(" hook") || exec_hook)
 }
 
-/// Every kompress handler under `hooks.PostToolUse`.
-fn ours(settings: &Value) -> Vec<Value> {
+/// Every kompress handler under `hooks.<event>`.
+fn ours_in(settings: &Value, event: &str) -> Vec<Value> {
     let mut found = Vec::new();
     if let Some(groups) = settings
-        .pointer("/hooks/PostToolUse")
+        .get("hooks")
+        .and_then(|hooks| hooks.get(event))
         .and_then(Value::as_array)
     {
         for group in groups {
@@ -155,20 +179,37 @@ fn ours(settings: &Value) -> Vec<Value> {
     found
 }
 
+/// Every kompress handler, in every event.
+fn ours(settings: &Value) -> Vec<Value> {
+    let Some(hooks) = settings.get("hooks").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    hooks
+        .keys()
+        .flat_map(|event| ours_in(settings, event))
+        .collect()
+}
+
 /// `settings` without kompress's handlers: a group left empty by their removal goes, and so do
-/// an empty `PostToolUse` and an empty `hooks`.
+/// an empty array of an event kompress registers for or had a handler in, and an empty `hooks`.
 fn strip(settings: &Value) -> Value {
     let mut settings = settings.clone();
     let Some(root) = settings.as_object_mut() else {
         return settings;
     };
     if let Some(Value::Object(hooks)) = root.get_mut("hooks") {
-        if let Some(Value::Array(groups)) = hooks.get_mut("PostToolUse") {
+        let mut emptied = Vec::new();
+        for (event, value) in hooks.iter_mut() {
+            let Value::Array(groups) = value else {
+                continue;
+            };
             let mut kept = Vec::new();
+            let mut removed = false;
             for mut group in std::mem::take(groups) {
                 if let Some(Value::Array(handlers)) = group.get_mut("hooks") {
                     let before = handlers.len();
                     handlers.retain(|h| !is_ours(h));
+                    removed |= handlers.len() < before;
                     if handlers.len() < before && handlers.is_empty() {
                         continue;
                     }
@@ -176,9 +217,13 @@ fn strip(settings: &Value) -> Value {
                 kept.push(group);
             }
             *groups = kept;
-            if groups.is_empty() {
-                hooks.shift_remove("PostToolUse");
+            let in_table = TABLE.iter().any(|(e, _)| e == event);
+            if groups.is_empty() && (in_table || removed) {
+                emptied.push(event.clone());
             }
+        }
+        for event in emptied {
+            hooks.shift_remove(&event);
         }
         if hooks.is_empty() {
             root.shift_remove("hooks");
@@ -231,35 +276,35 @@ fn round_trip(content: Option<&str>, expect: Expect) {
     let said = stdout(&output);
     assert_eq!(said.lines().count(), 1, "{said}");
     assert!(
-        ["added", "created", "updated"]
+        ["registered in", "created", "updated", "upgraded"]
             .iter()
             .any(|w| said.contains(w)),
         "{said}"
     );
     let installed_bytes = fs::read(&path).unwrap();
     let installed = parse(&installed_bytes);
-    let found = ours(&installed);
-    assert_eq!(
-        found.len(),
-        1,
-        "kompress must be registered once:\n{installed:#}"
-    );
-    assert_eq!(found[0]["command"], expected_command(), "{installed:#}");
+    for (event, _) in TABLE {
+        let found = ours_in(&installed, event);
+        assert_eq!(
+            found.len(),
+            1,
+            "kompress must be registered once for {event}:\n{installed:#}"
+        );
+        assert_eq!(found[0]["command"], expected_command(), "{installed:#}");
+        if ours_in(&original, event).is_empty() {
+            // A fresh entry: its own group, at the end, exactly as documented.
+            let groups = installed["hooks"][event].as_array().unwrap();
+            assert_eq!(
+                groups.last().unwrap(),
+                &our_group(event, &expected_command())
+            );
+        }
+    }
     assert_eq!(
         text(&strip(&installed)),
         text(&strip(&original)),
         "other settings changed"
     );
-    if ours(&original).is_empty() {
-        // A fresh entry: its own group, at the end, exactly as documented.
-        let groups = installed["hooks"]["PostToolUse"].as_array().unwrap();
-        assert_eq!(
-            groups.last().unwrap(),
-            &json!({"matcher": MATCHER, "hooks": [
-                {"type": "command", "command": expected_command(), "timeout": 10}
-            ]})
-        );
-    }
     if let Some(content) = content {
         assert_eq!(
             fs::read(backup_of(&path)).unwrap(),
@@ -464,6 +509,22 @@ round_trips! {
         ]
     }
 }"#);
+    other_hooks_in_every_event: Exact, Some(r#"{"hooks": {
+        "SessionStart": [{"matcher": "compact", "hooks": [{"type": "command", "command": "reload-notes.sh"}]}],
+        "PostToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "squeez hook post"}]}],
+        "PreToolUse": [
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]},
+            {"matcher": "Write|Edit", "hooks": [{"type": "command", "command": "guard.sh"}]}
+        ],
+        "Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]
+    }}"#);
+    older_kompress_in_pre_tool_use_and_leftover_pre_compact: Stripped, Some(r#"{"hooks": {
+        "PreCompact": [{"hooks": [{"type": "command", "command": "/old/bin/kompress hook"}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [
+            {"type": "command", "command": "rtk hook claude"},
+            {"type": "command", "command": "/old/bin/kompress hook", "timeout": 5}
+        ]}]
+    }}"#);
     pre_tool_use_only: Exact, Some(r#"{"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"rtk hook claude"}]}],"SessionStart":[{"hooks":[{"type":"command","command":"echo hi"}]}]}}"#);
     older_kompress_entry: Stripped, Some(r#"{
   "hooks": {
@@ -509,7 +570,8 @@ round_trips! {
         {"matcher": "mcp__memory__.*", "hooks": [{"type": "mcp_tool", "server": "memory", "tool": "log"}]},
         {"matcher": "Agent", "hooks": [{"type": "agent", "prompt": "review"}]}
     ]}}"#);
-    kompress_mentioned_elsewhere: Exact, Some(r#"{
+    // `kompress hook` under PreToolUse is kompress's own now: updated, then removed.
+    kompress_mentioned_elsewhere: Stripped, Some(r#"{
   "permissions": {"allow": ["Bash(kompress hook)", "Bash(kompress run:*)"]},
   "env": {"KOMPRESS_DISABLE": "0", "NOTE": "run kompress hook by hand"},
   "hooks": {
@@ -608,6 +670,9 @@ fn older_entry_is_updated_in_place() {
     let installed = parse(&fs::read(&path).unwrap());
     let mut expected = original.clone();
     expected["hooks"]["PostToolUse"][1]["hooks"][1]["command"] = json!(expected_command());
+    for event in ["PreToolUse", "SessionStart"] {
+        expected["hooks"][event] = json!([our_group(event, &expected_command())]);
+    }
     assert_eq!(text(&installed), text(&expected));
 }
 
@@ -634,20 +699,227 @@ fn duplicates_are_merged_into_the_first() {
     let installed = parse(&fs::read(&path).unwrap());
     assert_eq!(
         text(&installed),
-        text(&json!({"hooks": {"PostToolUse": [
-            {"matcher": "Bash", "hooks": [{"type": "command", "command": expected_command()}]},
-            {"matcher": "Grep", "hooks": [{"type": "command", "command": "grep.sh"}]}
-        ]}}))
+        text(&json!({"hooks": {
+            "PostToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": expected_command()}]},
+                {"matcher": "Grep", "hooks": [{"type": "command", "command": "grep.sh"}]}
+            ],
+            "PreToolUse": [our_group("PreToolUse", &expected_command())],
+            "SessionStart": [our_group("SessionStart", &expected_command())]
+        }}))
     );
+}
+
+#[test]
+fn duplicates_and_stale_paths_are_handled_per_event() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.settings();
+    let current = expected_command();
+    let original = json!({"hooks": {
+        "PreToolUse": [
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "/old/kompress hook"}]},
+            {"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}, {"type": "command", "command": "kompress hook"}]}
+        ],
+        "SessionStart": [
+            our_group("SessionStart", &current),
+            our_group("SessionStart", &current)
+        ],
+        "PostToolUse": [our_group("PostToolUse", &current)]
+    }});
+    fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let output = sandbox.init(&[]);
+    assert_ok(&output);
+    let said = stdout(&output);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains(&format!(
+            "updated PreToolUse (Bash): `/old/kompress hook` -> `{current}`"
+        )) && said.contains(
+            "removed 2 duplicate kompress hook(s) (PreToolUse (Bash), SessionStart (compact))"
+        ),
+        "{said}"
+    );
+    let installed = parse(&fs::read(&path).unwrap());
+    assert_eq!(
+        text(&installed),
+        text(&json!({"hooks": {
+            "PreToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": current}]},
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}
+            ],
+            "SessionStart": [our_group("SessionStart", &current)],
+            "PostToolUse": [our_group("PostToolUse", &current)]
+        }}))
+    );
+    let output = sandbox.init(&[]);
+    assert!(
+        stdout(&output).contains("already registered"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn upgrade_from_a_post_tool_use_only_install() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.settings();
+    // What `kompress init` wrote before it knew PreToolUse and SessionStart.
+    let older = json!({
+        "model": "opus",
+        "hooks": {
+            "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}],
+            "PostToolUse": [our_group("PostToolUse", &expected_command())]
+        }
+    });
+    let content = serde_json::to_string_pretty(&older).unwrap() + "\n";
+    fs::write(&path, &content).unwrap();
+    let output = sandbox.init(&[]);
+    assert_ok(&output);
+    let said = stdout(&output);
+    assert_eq!(
+        said,
+        format!(
+            "kompress: upgraded the registration in {}: added PreToolUse (Bash), SessionStart \
+             (compact) next to the existing PostToolUse registration (upgrade from an older \
+             kompress): `{}` (backup: {})\n",
+            path.display(),
+            expected_command(),
+            backup_of(&path).display()
+        )
+    );
+    let installed = parse(&fs::read(&path).unwrap());
+    assert_eq!(
+        text(&installed),
+        text(&json!({
+            "model": "opus",
+            "hooks": {
+                "PreToolUse": [
+                    {"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]},
+                    our_group("PreToolUse", &expected_command())
+                ],
+                "PostToolUse": [our_group("PostToolUse", &expected_command())],
+                "SessionStart": [our_group("SessionStart", &expected_command())]
+            }
+        }))
+    );
+    assert_eq!(fs::read_to_string(backup_of(&path)).unwrap(), content);
+
+    // The second run: nothing to do, nothing written.
+    let bytes = fs::read(&path).unwrap();
+    let output = sandbox.init(&[]);
+    assert_ok(&output);
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "kompress: already registered in {}: PostToolUse, PreToolUse (Bash), SessionStart \
+             (compact): `{}`; nothing to do\n",
+            path.display(),
+            expected_command()
+        )
+    );
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+
+    // Uninstall takes out all three and leaves rtk's hook.
+    let output = sandbox.init(&["--uninstall"]);
+    assert_ok(&output);
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "kompress: removed the kompress hook from {}: PreToolUse, PostToolUse, \
+             SessionStart (backup: {})\n",
+            path.display(),
+            backup_of(&path).display()
+        )
+    );
+    assert_eq!(
+        text(&parse(&fs::read(&path).unwrap())),
+        text(&json!({
+            "model": "opus",
+            "hooks": {
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}]
+            }
+        }))
+    );
+}
+
+#[test]
+fn install_into_empty_settings_says_so() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.settings();
+    fs::write(&path, "{}\n").unwrap();
+    let output = sandbox.init(&[]);
+    assert_ok(&output);
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "kompress: registered in {}: PostToolUse, PreToolUse (Bash), SessionStart \
+             (compact): `{}` (backup: {})\n",
+            path.display(),
+            expected_command(),
+            backup_of(&path).display()
+        )
+    );
+    assert_eq!(
+        text(&parse(&fs::read(&path).unwrap())),
+        text(&json!({"hooks": full_hooks(&expected_command())}))
+    );
+}
+
+#[test]
+fn uninstall_leaves_foreign_hooks_in_every_event() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.settings();
+    let foreign = json!({"hooks": {
+        "PostToolUse": [{"matcher": "Write", "hooks": [{"type": "command", "command": "fmt.sh"}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "rtk hook claude"}]}],
+        "SessionStart": [{"matcher": "compact", "hooks": [{"type": "command", "command": "notes.sh"}]}],
+        "Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]
+    }});
+    fs::write(&path, serde_json::to_string_pretty(&foreign).unwrap()).unwrap();
+    assert_ok(&sandbox.init(&[]));
+    // A leftover from a hand edit, in an event `init` does not register.
+    let mut installed = parse(&fs::read(&path).unwrap());
+    installed["hooks"]["PreCompact"] = json!([{"hooks": [
+        {"type": "command", "command": "/somewhere/kompress hook"}
+    ]}]);
+    fs::write(&path, serde_json::to_string_pretty(&installed).unwrap()).unwrap();
+    let output = sandbox.init(&["--uninstall"]);
+    assert_ok(&output);
+    assert!(
+        stdout(&output).contains(": PostToolUse, PreToolUse, SessionStart, PreCompact"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(text(&parse(&fs::read(&path).unwrap())), text(&foreign));
+}
+
+#[test]
+fn hooks_json_registers_the_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/hooks.json");
+    let plugin = parse(&fs::read(&path).unwrap());
+    // The plugin runs `kompress hook` by name, for exactly the events `init` registers.
+    assert_eq!(
+        text(&plugin),
+        text(&json!({"hooks": full_hooks("kompress hook")}))
+    );
+    let sandbox = Sandbox::new();
+    assert_ok(&sandbox.init(&[]));
+    let installed = parse(&fs::read(sandbox.settings()).unwrap());
+    let mut renamed = installed.clone();
+    for (event, _) in TABLE {
+        renamed["hooks"][event][0]["hooks"][0]["command"] = json!("kompress hook");
+    }
+    assert_eq!(text(&renamed), text(&plugin), "init and hooks.json differ");
 }
 
 #[test]
 fn already_registered_changes_nothing() {
     let sandbox = Sandbox::new();
     let path = sandbox.settings();
+    // The user's own matchers and timeouts stay as they are.
     let content = format!(
-        "{{\"hooks\": {{\"PostToolUse\": [{{\"matcher\": \"Bash\", \"hooks\": [{{\"type\": \"command\", \"command\": \"{}\", \"timeout\": 99}}]}}]}}}}",
-        expected_command()
+        "{{\"hooks\": {{\"SessionStart\": [{{\"hooks\": [{{\"type\": \"command\", \"command\": \"{c}\"}}]}}], \"PreToolUse\": [{{\"matcher\": \"Bash|Task\", \"hooks\": [{{\"type\": \"command\", \"command\": \"{c}\", \"timeout\": 5}}]}}], \"PostToolUse\": [{{\"matcher\": \"Bash\", \"hooks\": [{{\"type\": \"command\", \"command\": \"{c}\", \"timeout\": 99}}]}}]}}}}",
+        c = expected_command()
     );
     fs::write(&path, &content).unwrap();
     let output = sandbox.init(&[]);
@@ -682,6 +954,12 @@ fn refused(content: &[u8], init_error: &[&str], uninstall_fails: bool) {
     assert!(
         err.contains(MATCHER) && err.contains("by hand"),
         "the snippet is printed: {err}"
+    );
+    let snippet = &err[err.find("\n{").expect("a snippet") + 1..];
+    assert_eq!(
+        parse(snippet.as_bytes()),
+        json!({"hooks": full_hooks(&expected_command())}),
+        "the snippet shows every event"
     );
     assert!(stdout(&output).is_empty(), "{}", stdout(&output));
     assert_eq!(fs::read(&path).unwrap(), content, "the file was changed");
@@ -789,6 +1067,48 @@ fn post_tool_use_object_is_refused() {
 }
 
 #[test]
+fn pre_tool_use_string_is_refused() {
+    refused(
+        br#"{"hooks": {"PostToolUse": [], "PreToolUse": "kompress hook"}}"#,
+        &["\"hooks\".\"PreToolUse\" is a string, not an array"],
+        false,
+    );
+}
+
+#[test]
+fn session_start_object_is_refused() {
+    refused(
+        br#"{"hooks": {"SessionStart": {"matcher": "compact"}}}"#,
+        &["\"hooks\".\"SessionStart\" is an object, not an array"],
+        false,
+    );
+}
+
+#[test]
+fn session_start_null_is_refused_even_with_post_tool_use_installed() {
+    let content = r#"{"hooks": {"PostToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "/old/kompress hook"}]}], "SessionStart": null}}"#;
+    let sandbox = Sandbox::new();
+    let path = sandbox.settings();
+    fs::write(&path, content).unwrap();
+    let output = sandbox.init(&[]);
+    assert_fails(&output);
+    assert!(
+        stderr(&output).contains("\"hooks\".\"SessionStart\" is null"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), content);
+    assert_eq!(listing(path.parent().unwrap()), ["settings.json"]);
+    // Uninstall still takes kompress out of the events it can read.
+    let output = sandbox.init(&["--uninstall"]);
+    assert_ok(&output);
+    assert_eq!(
+        text(&parse(&fs::read(&path).unwrap())),
+        r#"{"hooks":{"SessionStart":null}}"#
+    );
+}
+
+#[test]
 fn top_level_array_is_refused() {
     refused(b"[]\n", &["top level is an array"], false);
 }
@@ -825,7 +1145,7 @@ fn read_only_file_already_registered_is_fine() {
     let output = sandbox.init(&["--uninstall"]);
     assert_fails(&output);
     assert!(stderr(&output).contains("read-only"), "{}", stderr(&output));
-    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), TABLE.len());
 }
 
 #[test]
@@ -857,7 +1177,7 @@ fn symlink_is_followed_and_kept() {
         fs::read_link(&link).unwrap(),
         Path::new("../dotfiles/claude/settings.json")
     );
-    assert_eq!(ours(&parse(&fs::read(&target).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&target).unwrap())).len(), TABLE.len());
     assert_eq!(fs::read_to_string(backup_of(&target)).unwrap(), content);
     assert_eq!(
         listing(link.parent().unwrap()),
@@ -888,7 +1208,7 @@ fn dangling_symlink_creates_its_target() {
             .file_type()
             .is_symlink()
     );
-    assert_eq!(ours(&parse(&fs::read(&target).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&target).unwrap())).len(), TABLE.len());
 }
 
 #[test]
@@ -902,7 +1222,7 @@ fn user_scope_uses_home() {
         "{}",
         stdout(&output)
     );
-    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), TABLE.len());
     assert!(!sandbox.path("project/.claude").exists());
     assert_ok(&sandbox.run(&["init", "--uninstall"]));
     assert_eq!(parse(&fs::read(&path).unwrap()), json!({}));
@@ -921,7 +1241,7 @@ fn user_scope_follows_claude_config_dir() {
     assert_ok(&output);
     assert_eq!(
         ours(&parse(&fs::read(config_dir.join("settings.json")).unwrap())).len(),
-        1
+        TABLE.len()
     );
     assert!(!sandbox.path("home/.claude").exists());
 }
@@ -932,7 +1252,7 @@ fn project_scope_uses_the_current_directory() {
     let output = sandbox.run(&["init", "--project"]);
     assert_ok(&output);
     let path = sandbox.path("project/.claude/settings.json");
-    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), TABLE.len());
     assert!(
         !sandbox.path("home/.claude").exists(),
         "the user file was touched"
@@ -959,7 +1279,7 @@ fn relative_settings_path() {
         "{}",
         stdout(&output)
     );
-    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), 1);
+    assert_eq!(ours(&parse(&fs::read(&path).unwrap())).len(), TABLE.len());
 }
 
 #[test]
@@ -1031,10 +1351,17 @@ fn new_file_gets_a_newline_and_its_directory() {
     let written = fs::read_to_string(&path).unwrap();
     assert!(written.ends_with("}\n"));
     assert_eq!(
-        parse(written.as_bytes()),
-        json!({"hooks": {"PostToolUse": [{"matcher": MATCHER, "hooks": [
-            {"type": "command", "command": expected_command(), "timeout": 10}
-        ]}]}})
+        text(&parse(written.as_bytes())),
+        text(&json!({"hooks": full_hooks(&expected_command())}))
+    );
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "kompress: created {}, registered: PostToolUse, PreToolUse (Bash), SessionStart \
+             (compact): `{}`\n",
+            path.display(),
+            expected_command()
+        )
     );
 }
 
@@ -1082,13 +1409,17 @@ fn doctor_on_a_fresh_install() {
     // A checkout's binary finds the repository's model/.
     let model = line(&report, "model")[0];
     assert!(
-        model.starts_with("ok") && model.contains("ModernBERT token classifier") && model.contains("found via the repository's model/"),
+        model.starts_with("ok")
+            && model.contains("ModernBERT token classifier")
+            && model.contains("found via the repository's model/"),
         "{report}"
     );
     let hook = line(&report, "hook");
     assert_eq!(hook.len(), 1, "{report}");
     assert!(
-        hook[0].starts_with("ok") && hook[0].contains("home/.claude/settings.json"),
+        hook[0].starts_with("ok")
+            && hook[0].contains("home/.claude/settings.json")
+            && hook[0].contains(": PostToolUse, PreToolUse (Bash), SessionStart (compact): `"),
         "{report}"
     );
     assert!(line(&report, "claude")[0].starts_with("ok"), "{report}");
@@ -1142,7 +1473,9 @@ fn doctor_reports_an_installed_model_that_cannot_load() {
     let report = stdout(&doctor(&sandbox, &sandbox.path("project")));
     let model_line = line(&report, "model")[0];
     assert!(
-        model_line.starts_with("warn") && model_line.contains("rules-only") && model_line.contains("cannot be loaded"),
+        model_line.starts_with("warn")
+            && model_line.contains("rules-only")
+            && model_line.contains("cannot be loaded"),
         "{report}"
     );
     assert!(model_line.contains(model.to_str().unwrap()), "{report}");
@@ -1163,6 +1496,11 @@ fn doctor_fails_on_a_stale_registration_and_a_bad_config() {
     let report = stdout(&output);
     assert!(line(&report, "hook")[0].starts_with("FAIL"), "{report}");
     assert!(
+        line(&report, "hook")[1]
+            .contains("run `kompress init` again to add PreToolUse and SessionStart"),
+        "{report}"
+    );
+    assert!(
         stderr(&output).contains("1 check(s) failed"),
         "{}",
         stderr(&output)
@@ -1179,6 +1517,52 @@ fn doctor_fails_on_a_stale_registration_and_a_bad_config() {
         "{}",
         stdout(&output)
     );
+}
+
+#[test]
+fn doctor_asks_an_older_install_to_run_init_again() {
+    let sandbox = Sandbox::new();
+    let settings = sandbox.path("home/.claude/settings.json");
+    fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    fs::write(
+        &settings,
+        text(&json!({"hooks": {"PostToolUse": [our_group("PostToolUse", &expected_command())]}})),
+    )
+    .unwrap();
+    let output = doctor(&sandbox, &sandbox.path("project"));
+    assert_ok(&output);
+    let report = stdout(&output);
+    let hook = line(&report, "hook");
+    assert_eq!(hook.len(), 2, "{report}");
+    assert!(
+        hook[0].starts_with("ok") && hook[0].contains(": PostToolUse: `"),
+        "{report}"
+    );
+    assert!(
+        hook[1].starts_with("warn")
+            && hook[1].contains("PreToolUse (Bash), SessionStart (compact) not registered")
+            && hook[1].ends_with("run `kompress init` again to add PreToolUse and SessionStart"),
+        "{report}"
+    );
+
+    // Registered in the project file, the other events count as well.
+    let project = sandbox.path("project/.claude/settings.json");
+    fs::create_dir_all(project.parent().unwrap()).unwrap();
+    let mut hooks = full_hooks(&expected_command());
+    hooks.as_object_mut().unwrap().shift_remove("PostToolUse");
+    fs::write(&project, text(&json!({ "hooks": hooks }))).unwrap();
+    let report = stdout(&doctor(&sandbox, &sandbox.path("project")));
+    let hook = line(&report, "hook");
+    assert_eq!(hook.len(), 2, "{report}");
+    assert!(hook.iter().all(|l| l.starts_with("ok")), "{report}");
+
+    // After `kompress init`, one line.
+    fs::remove_file(&project).unwrap();
+    assert_ok(&sandbox.run(&["init"]));
+    let report = stdout(&doctor(&sandbox, &sandbox.path("project")));
+    let hook = line(&report, "hook");
+    assert_eq!(hook.len(), 1, "{report}");
+    assert!(hook[0].starts_with("ok"), "{report}");
 }
 
 #[test]
