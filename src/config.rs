@@ -335,12 +335,19 @@ mod tests {
         let mut config = Config::from_file(&path).unwrap();
         assert!(config.rewrite.enabled);
         assert_eq!(config.rewrite.exclude, vec!["make deploy"]);
-        assert_eq!(config.rewrite.commands.len(), rewrite::DEFAULT_COMMANDS.len());
+        assert_eq!(
+            config.rewrite.commands.len(),
+            rewrite::DEFAULT_COMMANDS.len()
+        );
         config
             .apply_env(|k| (k == "KOMPRESS_REWRITE").then(|| "0".to_string()))
             .unwrap();
         assert!(!config.rewrite.enabled);
-        std::fs::write(&path, "[rewrite]\ncommands = [\"just test\"]\nenabled = false\n").unwrap();
+        std::fs::write(
+            &path,
+            "[rewrite]\ncommands = [\"just test\"]\nenabled = false\n",
+        )
+        .unwrap();
         let config = Config::from_file(&path).unwrap();
         assert_eq!(
             (config.rewrite.commands, config.rewrite.enabled),

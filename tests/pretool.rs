@@ -120,9 +120,16 @@ fn a_failing_test_run_is_rewritten_and_shortened_with_its_status() {
     assert_eq!(input["timeout"], 120000);
     let command = input["command"].as_str().unwrap();
     assert!(command.starts_with("cd sub && "), "{command}");
-    assert!(command.ends_with(" run --trailer -- pytest -v"), "{command}");
+    assert!(
+        command.ends_with(" run --trailer -- pytest -v"),
+        "{command}"
+    );
 
-    let plain = bash(&env, dir.path(), "cd sub && pytest -v; echo \"status=$?\"; pwd");
+    let plain = bash(
+        &env,
+        dir.path(),
+        "cd sub && pytest -v; echo \"status=$?\"; pwd",
+    );
     let run = bash(
         &env,
         dir.path(),
@@ -133,7 +140,12 @@ fn a_failing_test_run_is_rewritten_and_shortened_with_its_status() {
         String::from_utf8(plain.stdout).unwrap(),
         String::from_utf8(run.stdout).unwrap(),
     );
-    assert!(text.len() * 2 < plain.len(), "{} vs {}", text.len(), plain.len());
+    assert!(
+        text.len() * 2 < plain.len(),
+        "{} vs {}",
+        text.len(),
+        plain.len()
+    );
     for kept in [
         "status=1",
         "test_parse_date",
@@ -184,7 +196,11 @@ fn permission_rules_are_evaluated_on_the_original_command() {
     let ask = project(Some(json!({"ask": ["Bash(pytest:*)"], "allow": ["Bash"]})));
     // Claude Code ignores a project's allow rules until its workspace is trusted.
     let reply = pre(&env, allow.path(), "pytest -q").expect("a rewrite");
-    assert!(reply["hookSpecificOutput"].get("permissionDecision").is_none());
+    assert!(
+        reply["hookSpecificOutput"]
+            .get("permissionDecision")
+            .is_none()
+    );
     trust(&env, &[deny.path(), allow.path(), ask.path()]);
 
     assert_eq!(pre(&env, deny.path(), "rm -rf build && pytest"), None);
@@ -202,7 +218,11 @@ fn permission_rules_are_evaluated_on_the_original_command() {
     );
     // `cargo test` is not allowed: the line as a whole is not, so Claude Code asks.
     let reply = pre(&env, allow.path(), "pytest -q && cargo test").expect("a rewrite");
-    assert!(reply["hookSpecificOutput"].get("permissionDecision").is_none());
+    assert!(
+        reply["hookSpecificOutput"]
+            .get("permissionDecision")
+            .is_none()
+    );
 
     let reply = pre(&env, ask.path(), "pytest -q").expect("a rewrite");
     assert_eq!(reply["hookSpecificOutput"]["permissionDecision"], "ask");
@@ -239,7 +259,10 @@ fn what_is_not_rewritten_gets_no_reply() {
     ] {
         let output = env.run(&["hook"], payload.to_string().as_bytes());
         assert_eq!(output.status.code(), Some(0));
-        assert!(output.stdout.is_empty() && output.stderr.is_empty(), "{payload}");
+        assert!(
+            output.stdout.is_empty() && output.stderr.is_empty(),
+            "{payload}"
+        );
     }
 }
 
@@ -261,7 +284,10 @@ fn run_survives_an_interrupt_and_reports_signals() {
     );
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "before\nafter\n");
-    let killed = env.run(&["run", "--trailer", "--", "sh", "-c", "kill -TERM $$"], b"");
+    let killed = env.run(
+        &["run", "--trailer", "--", "sh", "-c", "kill -TERM $$"],
+        b"",
+    );
     assert_eq!(killed.status.code(), Some(143));
 }
 
@@ -312,7 +338,10 @@ fn compaction_clears_session_memory() {
     let output = env.run(&["hook"], start.to_string().as_bytes());
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
     let after = reply(&env);
-    assert!(!after.is_empty() && !after.contains("output unchanged"), "{after}");
+    assert!(
+        !after.is_empty() && !after.contains("output unchanged"),
+        "{after}"
+    );
     // Another source (a resumed session) keeps the memory.
     let resume = json!({"session_id": "s1", "hook_event_name": "SessionStart", "source": "resume"});
     env.run(&["hook"], resume.to_string().as_bytes());

@@ -124,7 +124,12 @@ pub enum Command {
     /// whole agent trajectories, and report what is kept of what the agent used later.
     Eval {
         /// A JSON Lines corpus in the dev-corpus format (`.jsonl` or `.jsonl.gz`).
-        #[arg(long, value_name = "FILE", required_unless_present = "trajectories", conflicts_with = "trajectories")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "trajectories",
+            conflicts_with = "trajectories"
+        )]
         corpus: Option<std::path::PathBuf>,
         /// Whole agent trajectories (`trajectories-*.jsonl.gz`): reduction and recall of
         /// used items, rules vs model without and with the agent's intent, vs head+tail.
@@ -246,7 +251,9 @@ pub fn main() -> ExitCode {
             };
             report(eval::main(&options))
         }
-        Some(Command::Eval { .. }) => report(Err(anyhow::anyhow!("give --corpus FILE or --trajectories FILE"))),
+        Some(Command::Eval { .. }) => report(Err(anyhow::anyhow!(
+            "give --corpus FILE or --trajectories FILE"
+        ))),
         Some(Command::Model { command }) => report(crate::model::convert::main(command)),
         Some(Command::Bench(args)) => report(crate::model::bench::cli_main(args)),
         Some(Command::MeasureChild { report, command }) => crate::measure::main(&report, &command),
@@ -333,7 +340,9 @@ fn store_original(config: &Config, text: &str) -> bool {
     if config.store_max_bytes == 0 {
         return false;
     }
-    let Some(dirs) = Dirs::resolve() else { return false };
+    let Some(dirs) = Dirs::resolve() else {
+        return false;
+    };
     match Store::open(&dirs, config).put(&store::id_of(text.as_bytes()), text.as_bytes()) {
         Ok(_) => true,
         Err(err) => {

@@ -135,7 +135,6 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
     crate::measure::exit_code(status.code(), signal)
 }
 
-
 /// Termination signals while the command runs (Unix).
 mod signals {
     use std::sync::atomic::{AtomicBool, Ordering};

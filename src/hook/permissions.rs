@@ -142,7 +142,11 @@ pub fn global_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join(".claude.json"));
     }
-    Some(directories::BaseDirs::new()?.home_dir().join(".claude.json"))
+    Some(
+        directories::BaseDirs::new()?
+            .home_dir()
+            .join(".claude.json"),
+    )
 }
 
 /// Whether the user accepted Claude Code's trust dialog for `project_dir` or a directory
@@ -191,8 +195,7 @@ impl Permissions {
     /// permissions.allow entry — workspace not yet trusted"), so kompress does too
     /// ([`workspace_trusted`]).
     pub fn load(project_dir: &Path) -> (Permissions, Vec<String>) {
-        let (mut settings, problems) =
-            read_settings(&settings_files(project_dir, &managed_dir()));
+        let (mut settings, problems) = read_settings(&settings_files(project_dir, &managed_dir()));
         if !workspace_trusted(project_dir, global_config_path().as_deref()) {
             drop_project_allows(&mut settings);
         }
@@ -1007,8 +1010,14 @@ mod tests {
         assert!(!workspace_trusted(&project, Some(&config)));
 
         let mut settings = vec![
-            (Scope::Project, json!({"permissions": {"allow": ["Bash"], "deny": ["Bash(rm:*)"]}})),
-            (Scope::Local, json!({"permissions": {"allow": ["Bash(pytest:*)"]}})),
+            (
+                Scope::Project,
+                json!({"permissions": {"allow": ["Bash"], "deny": ["Bash(rm:*)"]}}),
+            ),
+            (
+                Scope::Local,
+                json!({"permissions": {"allow": ["Bash(pytest:*)"]}}),
+            ),
         ];
         drop_project_allows(&mut settings);
         let p = Permissions::from_scoped(&settings);

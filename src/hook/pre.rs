@@ -46,7 +46,12 @@ pub fn handle(payload: &Map<String, Value>, config: &Config) -> Result<String, S
     let rewrite = rewrite::plan(command, &config.rewrite, &kompress)?;
     let project = std::env::var_os("CLAUDE_PROJECT_DIR")
         .map(PathBuf::from)
-        .or_else(|| payload.get("cwd").and_then(Value::as_str).map(PathBuf::from))
+        .or_else(|| {
+            payload
+                .get("cwd")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+        })
         .ok_or("no project directory")?;
     let (permissions, problems) = Permissions::load(&project);
     for problem in problems {

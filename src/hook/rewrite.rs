@@ -390,8 +390,10 @@ mod tests {
 
     #[test]
     fn settings_replace_the_table_and_exclude() {
-        let mut settings = Settings::default();
-        settings.exclude = vec!["make deploy".into()];
+        let mut settings = Settings {
+            exclude: vec!["make deploy".into()],
+            ..Settings::default()
+        };
         assert_eq!(
             plan("make deploy", &settings, K).map(|r| r.command),
             Err("excluded")
