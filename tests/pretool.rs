@@ -226,6 +226,10 @@ fn permission_rules_are_evaluated_on_the_original_command() {
 
     let reply = pre(&env, ask.path(), "pytest -q").expect("a rewrite");
     assert_eq!(reply["hookSpecificOutput"]["permissionDecision"], "ask");
+    let mut payload: Value = serde_json::from_slice(&pre_payload(ask.path(), "pytest -q")).unwrap();
+    payload["permission_mode"] = json!("bypassPermissions");
+    let output = env.run(&["hook"], payload.to_string().as_bytes());
+    assert!(output.stdout.is_empty(), "{output:?}");
 }
 
 #[test]

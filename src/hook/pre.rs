@@ -16,6 +16,11 @@
 //! | allowed                 | the rewrite, `permissionDecision: "allow"`                 |
 //! | matched by no rule      | the rewrite, no decision: Claude Code's usual flow asks    |
 //!
+//! No decision rather than `ask` when no rule matched: Claude Code also knows rules kompress
+//! cannot see (`--allowedTools`, the permission mode), and applies them to the rewrite. An
+//! `ask` rule in `bypassPermissions` mode means no rewrite: what Claude Code does there is
+//! left to it.
+//!
 //! `updatedInput` replaces the whole tool input, so it is the incoming one with only
 //! `command` changed (`description`, `timeout` and the rest are kept).
 
@@ -42,6 +47,7 @@ pub fn handle(payload: &Map<String, Value>, config: &Config) -> Result<String, S
     if input.get("run_in_background").and_then(Value::as_bool) == Some(true) {
         return Err("background".into());
     }
+    let mode = payload.get("permission_mode").and_then(Value::as_str);
     let kompress = kompress_word()?;
     let rewrite = rewrite::plan(command, &config.rewrite, &kompress)?;
     let project = std::env::var_os("CLAUDE_PROJECT_DIR")
@@ -63,6 +69,10 @@ pub fn handle(payload: &Map<String, Value>, config: &Config) -> Result<String, S
     );
     let (decision, reason) = match permissions.verdict(command) {
         Verdict::Deny(_) => return Err("denied by a permission rule".into()),
+        // Whether Claude Code would ask in this mode is its own business: leave it alone.
+        Verdict::Ask(_) if mode == Some("bypassPermissions") => {
+            return Err("ask rule in bypassPermissions mode".into());
+        }
         Verdict::Ask(rule) => (Some("ask"), format!("{runs} (asking: rule {rule})")),
         Verdict::Allow(rule) => (Some("allow"), format!("{runs} (allowed by rule {rule})")),
         Verdict::NoMatch => (None, runs),
