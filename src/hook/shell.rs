@@ -801,6 +801,23 @@ impl<'a> Parser<'a> {
         Some(word)
     }
 
+    /// Step over one unit of nested text where only the closing bracket matters: an
+    /// escape, a quoted string, an expansion, or one byte.
+    fn skip_unit(&mut self, depth: usize, scratch: &mut String, dynamic: &mut bool) -> Option<()> {
+        match self.peek()? {
+            b'\\' => self.pos = (self.pos + 2).min(self.src.len()),
+            b'\'' => self.pos += self.src[self.pos + 1..].find('\'')? + 2,
+            b'"' => {
+                self.pos += 1;
+                self.double_quoted(depth, scratch, dynamic)?;
+            }
+            b'$' => self.dollar(depth, scratch, dynamic)?,
+            b'`' => self.backtick(depth, scratch)?,
+            _ => self.pos += 1,
+        }
+        Some(())
+    }
+
     /// Skip a parenthesised group starting at the cursor (`(`), quotes respected.
     fn balanced(&mut self, depth: usize) -> Option<()> {
         let mut level = 0usize;
@@ -819,15 +836,7 @@ impl<'a> Parser<'a> {
                         return Some(());
                     }
                 }
-                b'\\' => self.pos = (self.pos + 2).min(self.src.len()),
-                b'\'' => self.pos += self.src[self.pos + 1..].find('\'')? + 2,
-                b'"' => {
-                    self.pos += 1;
-                    self.double_quoted(depth, &mut scratch, &mut dynamic)?;
-                }
-                b'$' => self.dollar(depth, &mut scratch, &mut dynamic)?,
-                b'`' => self.backtick(depth, &mut scratch)?,
-                _ => self.pos += 1,
+                _ => self.skip_unit(depth, &mut scratch, &mut dynamic)?,
             }
         }
     }
@@ -990,15 +999,7 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     return Some(());
                 }
-                b'\\' => self.pos = (self.pos + 2).min(self.src.len()),
-                b'\'' => self.pos += self.src[self.pos + 1..].find('\'')? + 2,
-                b'"' => {
-                    self.pos += 1;
-                    self.double_quoted(depth, &mut scratch, &mut dynamic)?;
-                }
-                b'$' => self.dollar(depth, &mut scratch, &mut dynamic)?,
-                b'`' => self.backtick(depth, &mut scratch)?,
-                _ => self.pos += 1,
+                _ => self.skip_unit(depth, &mut scratch, &mut dynamic)?,
             }
         }
     }
@@ -1023,15 +1024,7 @@ impl<'a> Parser<'a> {
                     level -= 1;
                     self.pos += 1;
                 }
-                b'\\' => self.pos = (self.pos + 2).min(self.src.len()),
-                b'\'' => self.pos += self.src[self.pos + 1..].find('\'')? + 2,
-                b'"' => {
-                    self.pos += 1;
-                    self.double_quoted(depth, &mut scratch, &mut dynamic)?;
-                }
-                b'$' => self.dollar(depth, &mut scratch, &mut dynamic)?,
-                b'`' => self.backtick(depth, &mut scratch)?,
-                _ => self.pos += 1,
+                _ => self.skip_unit(depth, &mut scratch, &mut dynamic)?,
             }
         }
     }
