@@ -208,6 +208,9 @@ pub struct Report {
     pub fetch_rate: f64,
     /// `kompress show` calls, including those for originals of older events.
     pub shows: u64,
+    /// Bash commands the PreToolUse hook ran under `kompress run --trailer` (their outputs
+    /// are counted as calls of their own, by `kompress run`).
+    pub rewrites: u64,
     /// Compressed outputs by kind: compressed, unchanged, diff.
     pub by_kind: BTreeMap<String, u64>,
     /// Pass-throughs by reason.
@@ -236,6 +239,10 @@ pub fn report(events: &[Event], since: u64) -> Report {
     for event in events.iter().filter(|e| e.ts >= since) {
         match event.event.as_str() {
             "compress" | "passthrough" => {}
+            "rewrite" => {
+                report.rewrites += 1;
+                continue;
+            }
             "show" => {
                 report.shows += 1;
                 if let Some([tool, domain, day, session, command]) =
@@ -427,6 +434,13 @@ pub fn markdown(report: &Report, source: &Path) -> String {
         percent(t.fetched, t.compressed),
         thousands(report.shows),
     );
+    if report.rewrites > 0 {
+        let _ = writeln!(
+            out,
+            "Bash commands rewritten to run under kompress (PreToolUse): {}",
+            thousands(report.rewrites),
+        );
+    }
     let kinds: Vec<String> = report
         .by_kind
         .iter()
@@ -545,6 +559,8 @@ mod tests {
         let mut show = Event::new("show");
         show.ts = day + 10;
         show.ids = vec!["aa".into()];
+        let mut rewrite = Event::new("rewrite");
+        rewrite.ts = day + 6;
         let mut pass = Event::new("passthrough");
         pass.ts = day + 5;
         pass.tool = "Bash".into();
@@ -560,10 +576,13 @@ mod tests {
             compress(day + 1, "Bash", "cargo test", (500, 400), "bb"),
             compress(day + 2, "Grep", "", (300, 200), "cc"),
             pass,
+            rewrite,
             show,
         ];
         let r = report(&events, 0);
+        // A rewrite is not a call: its output is counted by the `kompress run` it runs.
         assert_eq!(r.total.calls, 4);
+        assert_eq!(r.rewrites, 1);
         assert_eq!(r.total.compressed, 3);
         assert_eq!(
             (r.total.tokens_in, r.total.tokens_out, r.total.tokens_saved),
@@ -580,6 +599,7 @@ mod tests {
         assert_eq!(r.top_commands[0].1.tokens_saved, 1000);
         assert_eq!(report(&events, day + 2).total.calls, 2);
         let text = markdown(&r, Path::new("/x"));
+        assert!(text.contains("rewritten to run under kompress (PreToolUse): 1"));
         assert!(
             text.contains("| Bash | 3 | 2 | 1,500 | 500 | 1,000 | 1 |"),
             "{text}"
