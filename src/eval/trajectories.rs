@@ -474,11 +474,14 @@ pub fn main(options: &Options) -> Result<()> {
     if let Some(dir) = &options.report {
         std::fs::create_dir_all(dir)?;
         let md = format!(
-            "# Trajectories: what the hook keeps of what agents used\n\n`kompress eval --trajectories {}`; {}; held out: every repository but {}; {} trajectories.\n\n{}\nHook latency (model + intent run): p50 {:.1} ms, p95 {:.1} ms; peak RSS p95 {:.1} MiB. Problems (crashes, invalid shapes): {}.\n",
+            "# Trajectories: what the hook keeps of what agents used\n\n`kompress eval --trajectories {}`; {}; held out: every repository but {}; {} trajectories.\n\nReduction is token-weighted (tokens saved over tokens in, per group); the mean reduction per output weighs every output the same. Recall is over distinct used items per output, summed over the group: the `all` row pools every output, reads (kept whole) included; `non_read` leaves out the file reads.{}\n\n{}\nHook latency (model + intent run): p50 {:.1} ms, p95 {:.1} ms; peak RSS p95 {:.1} MiB. Problems (crashes, invalid shapes): {}.\n",
             r_file(&result.file),
             result.model,
             result.excluded_repos.join(", "),
             result.trajectories,
+            std::env::var("KOMPRESS_LINE_PRICE_SCALE")
+                .map(|v| format!(" Line prices × {v} (`KOMPRESS_LINE_PRICE_SCALE`)."))
+                .unwrap_or_default(),
             markdown(&result),
             result.latency_ms_p50,
             result.latency_ms_p95,
