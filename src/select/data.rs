@@ -61,7 +61,15 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
     // A header: the feature names, in order, for the model file.
     serde_json::to_writer(
         &mut w,
-        &json!({ "features": features::NAMES, "train_repos": TRAIN_REPOS, "vocab": vocab }),
+        &json!({
+            "features": features::NAMES,
+            "train_repos": TRAIN_REPOS,
+            // Sorted, so that the same trajectories give the same file.
+            "vocab": {
+                "outputs": vocab.outputs,
+                "df": vocab.df.iter().collect::<std::collections::BTreeMap<_, _>>(),
+            },
+        }),
     )?;
     w.write_all(b"\n")?;
     let mut rows = 0usize;

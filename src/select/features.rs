@@ -411,11 +411,14 @@ impl Fresh {
         let mut in_failures = false;
         let mut rows = Vec::with_capacity(lines.len());
         for (line, set) in lines.iter().zip(&items) {
-            let fresh: Vec<&str> = set
+            let mut fresh: Vec<&str> = set
                 .iter()
                 .copied()
                 .filter(|w| !known.contains(w) && !vocab.is_generic(w))
                 .collect();
+            // In a fixed order: the idf sum must not depend on the hash order, or the line
+            // data (and the model trained on it) would differ from run to run.
+            fresh.sort_unstable();
             let rare = fresh.iter().filter(|w| line_df[**w] == 1).count();
             let first = fresh.iter().filter(|w| !seen.contains(**w)).count();
             seen.extend(set.iter().copied());
