@@ -176,6 +176,11 @@ impl Generic {
         }
     }
 
+    /// The count per item and the number of outputs.
+    pub fn into_parts(self) -> (HashMap<String, u32>, u32) {
+        (self.df, self.outputs)
+    }
+
     /// Whether `item` occurs in at least [`GENERIC_DF`] of the outputs.
     pub fn is_generic(&self, item: &str) -> bool {
         let n = self.df.get(item).copied().unwrap_or(0);

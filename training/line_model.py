@@ -2,15 +2,17 @@
 
 Reads the line data `kompress model line-data` writes (features and use labels of every
 line of every trajectory step, computed by the runtime's own Rust code), trains a LightGBM
-binary classifier, calibrates one keep threshold per domain on repositories it was not
-trained on, and writes `lines.json` (the forest format `src/model/forest.rs` reads).
+binary classifier on first occurrences of used items (`first_occurrences`), calibrates one
+price per kind of command, and writes `lines.json` (the forest format
+`src/model/forest.rs` reads, with the item table the features need).
 
-Split by repository, never by step: the model trains on TRAIN_REPOS; the prices (one per
-kind of command: how many tokens a used item is worth, see `choose`) are calibrated on
-out-of-fold predictions for TRAIN_REPOS (3 folds by SWE-bench instance, so no instance is
-scored by a model that saw it); every other repository is held out for `kompress eval
---trajectories` (the numbers in model/MODEL_CARD.md). Calibrating on a repository of its
-own (matplotlib, training on django alone) was tried: held-out recall 0.978 at 13.6%
+Split by repository, never by step: the model trains on the repositories the data's header
+names (`TRAIN_REPOS` in src/select/data.rs); the prices (how many tokens a used item is
+worth, see `choose`) are calibrated on out-of-fold predictions for those repositories (3
+folds by SWE-bench instance, so no instance is scored by a model that saw it) at 0.97 item
+recall; every other repository is held out for `kompress eval --trajectories` (the numbers
+in model/MODEL_CARD.md). Calibrating on a repository of its own (matplotlib, training on
+django alone) was tried with the previous features: held-out recall 0.978 at 13.6%
 reduction, against 0.980 at 15.3% this way.
 
     python training/line_model.py --data lines.jsonl --out model/lines.json
@@ -26,7 +28,6 @@ from collections import defaultdict
 import lightgbm as lgb
 import numpy as np
 
-TRAIN_REPOS = {"django/django", "matplotlib/matplotlib"}
 # The domains where the line pass runs (`Domain::settings`, `lines: true`).
 LINE_DOMAINS = {"bash_output", "error_trace", "search_result", "file_list", "test_output", "build_log"}
 MIN_LINES = 8  # src/select/mod.rs MIN_LINES
@@ -38,16 +39,33 @@ def log(msg):
 
 
 def load(path):
-    """The feature names (the header line) and the outputs the line pass would see."""
-    rows = []
+    """The header (feature names, training repositories, item counts), the outputs the
+    line pass would see, and per repository the used items of the other outputs (reads,
+    diffs, short outputs: the line pass leaves them whole, so they are all kept)."""
+    rows, whole_used = [], defaultdict(int)
     with open(path) as f:
-        names = json.loads(f.readline())["features"]
+        header = json.loads(f.readline())
         for line in f:
             r = json.loads(line)
             if r["domain"] not in LINE_DOMAINS or len(r["y"]) < MIN_LINES:
+                whole_used[r["repo"]] += r["n_used"]
                 continue
             rows.append(r)
-    return names, rows
+    return header, rows, whole_used
+
+
+def first_occurrences(r):
+    """Label only the first seen line that holds each used item: one kept occurrence is
+    all recall needs, and an item a grep prints in 30 hits is not worth 30 lines.
+    Returns the labels and, per line, the used items it is first to hold."""
+    known, ys, items = set(), [], []
+    for seen, its in zip(r["seen"], r["items"]):
+        new = [i for i in its if i not in known] if seen else []
+        if seen:
+            known.update(its)
+        ys.append(bool(new))
+        items.append(new)
+    return ys, items
 
 
 def matrix(rows, key):
@@ -59,7 +77,7 @@ def matrix(rows, key):
     """
     xs, ys, ws = [], [], []
     for r in rows:
-        for x, y, seen, items, tokens in zip(r[key], r["y"], r["seen"], r["items"], r["tokens"]):
+        for x, y, seen, items, tokens in zip(r[key], r["label"], r["seen"], r["label_items"], r["tokens"]):
             if seen:
                 xs.append(x)
                 ys.append(y)
@@ -162,12 +180,31 @@ def sweep(rows, preds, thresholds):
 PRICES = [round(10 ** (k / 20), 1) for k in range(20, 101)]  # 10 .. 100,000 tokens
 
 
-def calibrate(rows, preds, target):
-    """The lowest price (most reduction) whose item recall over `rows` is at least `target`."""
-    for t, recall, _ in sweep(rows, preds, PRICES):
-        if recall >= target:
-            return t
-    return PRICES[-1]
+def recall_at(rows, preds, price, whole_used=0):
+    """Item recall over `rows` at `price` (per kind: a dict), counting `whole_used` items
+    of outputs left whole as kept."""
+    used = kept = 0
+    for r, p in zip(rows, preds):
+        t = price[r["kind"]] if isinstance(price, dict) else price
+        u, k, _, _ = outcome(r, p, t)
+        used += u
+        kept += k
+    return (kept + whole_used) / max(used + whole_used, 1)
+
+
+def calibrate(rows, preds, target, whole_used=0):
+    """The lowest price (most reduction) whose item recall over `rows` is at least
+    `target`, by bisection over PRICES (recall grows with the price)."""
+    lo, hi = 0, len(PRICES) - 1
+    if recall_at(rows, preds, PRICES[hi], whole_used) < target:
+        return PRICES[hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if recall_at(rows, preds, PRICES[mid], whole_used) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return PRICES[lo]
 
 
 def flatten(tree):
@@ -231,19 +268,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="output of `kompress model line-data`")
     ap.add_argument("--out", required=True, help="where to write lines.json")
-    ap.add_argument("--target", type=float, default=0.95, help="item recall the prices are calibrated to, per kind")
+    ap.add_argument("--target", type=float, default=0.97, help="item recall the prices are calibrated to")
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--leaves", type=int, default=63)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calibrate", choices=["global", "kind"], default="kind",
+                    help="kind: one price per kind, each at the target (shipped); global: one price for every "
+                    "kind, at the target over all (more reduction on held-out repositories, 28.1%% against 25.5%%, "
+                    "but 0.595 recall on their listings)")
+    ap.add_argument("--label", choices=["first", "any"], default="first",
+                    help="first: only the first seen line holding each used item is positive; any: every line holding one")
     args = ap.parse_args()
 
     log(f"reading {args.data}")
-    feature_names, rows = load(args.data)
+    header, rows, whole_used = load(args.data)
+    feature_names = header["features"]
+    train_repos = set(header["train_repos"])
     blank = feature_names.index("blank")
     for r in rows:
         r["blank"] = [x[blank] for x in r["x"]]
-    train = [r for r in rows if r["repo"] in TRAIN_REPOS]
-    held = [r for r in rows if r["repo"] not in TRAIN_REPOS]
+        if args.label == "any":
+            r["label"], r["label_items"] = r["y"], r["items"]
+        else:
+            r["label"], r["label_items"] = first_occurrences(r)
+    train = [r for r in rows if r["repo"] in train_repos]
+    held = [r for r in rows if r["repo"] not in train_repos]
     log(f"{len(rows)} outputs: {len(train)} train, {len(held)} held out")
     params = {
         "objective": "binary",
@@ -281,11 +330,32 @@ def main():
     assert err < 1e-3, err
 
     cal_rows, cal_preds = train, oof
-    prices = {}
-    for kind in sorted({r["kind"] for r in rows}):
-        idx = [i for i, r in enumerate(cal_rows) if r["kind"] == kind]
-        prices[kind] = calibrate([cal_rows[i] for i in idx], [cal_preds[i] for i in idx], args.target)
-        log(f"price {kind}: {prices[kind]} ({len(idx)} calibration outputs)")
+    if args.calibrate == "kind":
+        prices = {}
+        for kind in sorted({r["kind"] for r in rows}):
+            idx = [i for i, r in enumerate(cal_rows) if r["kind"] == kind]
+            prices[kind] = calibrate([cal_rows[i] for i in idx], [cal_preds[i] for i in idx], args.target)
+            log(f"price {kind}: {prices[kind]} ({len(idx)} calibration outputs)")
+    else:
+        # One price for every kind: the same value of a used item everywhere is what
+        # keeps the most items for the tokens spent over all outputs together.
+        price = calibrate(cal_rows, cal_preds, args.target)
+        prices = {kind: price for kind in sorted({r["kind"] for r in rows})}
+        log(f"price, every kind: {price} ({len(cal_rows)} calibration outputs, recall {args.target} of the line-selected outputs)")
+    # The operating point where recall over all outputs (reads and the other outputs the
+    # line pass leaves whole included) is the target: the same model, prices times a factor
+    # (KOMPRESS_LINE_PRICE_SCALE), also calibrated on the out-of-fold predictions.
+    whole = sum(whole_used[repo] for repo in train_repos)
+    scales = [round(10 ** (k / 20), 3) for k in range(-40, 1)]  # 0.01 .. 1
+    lo, hi = 0, len(scales) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if recall_at(cal_rows, cal_preds, {k: v * scales[mid] for k, v in prices.items()}, whole) >= args.target:
+            hi = mid
+        else:
+            lo = mid + 1
+    pooled_scale = scales[lo]
+    log(f"price factor for recall {args.target} over all outputs: {pooled_scale}")
 
     # What the held-out repositories get at those prices (the line pass alone).
     def report(key):
@@ -313,11 +383,15 @@ def main():
         "base": 0.0,
         "trees": [{k: ([round(float(v), 6) for v in vals] if k in ("t", "v") else vals) for k, vals in t.items()} for t in trees],
         "prices": prices,
+        "vocab": header["vocab"],
         "meta": {
             "trainer": f"LightGBM {lgb.__version__}, {json.dumps(params, sort_keys=True)}, {booster.num_trees()} trees",
-            "train_repos": sorted(TRAIN_REPOS),
+            "train_repos": sorted(train_repos),
+            "labels": args.label,
             "calibration": "out-of-fold predictions for the training repositories, 3 folds by instance",
             "target_recall": args.target,
+            "calibrate": args.calibrate,
+            "pooled_target_price_scale": pooled_scale,
             "train_lines": n_train,
             "heldout_line_pass": {"with_intent": held_intent, "without_intent": held_none},
             "top_features_by_gain": [[n, round(float(g), 1)] for n, g in top],

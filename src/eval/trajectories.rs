@@ -70,6 +70,8 @@ pub struct Totals {
     pub error_names_lost: usize,
     /// Distinct signal lines lost.
     pub signal_lines_lost: usize,
+    /// The sum over outputs of each output's own reduction (for the mean per output).
+    pub reduction_sum: f64,
 }
 
 impl Totals {
@@ -81,6 +83,18 @@ impl Totals {
         self.kept += o.kept;
         self.error_names_lost += o.error_names_lost;
         self.signal_lines_lost += o.signal_lines_lost;
+        if o.tokens_in > 0 {
+            self.reduction_sum += 1.0 - o.tokens_out as f64 / o.tokens_in as f64;
+        }
+    }
+
+    /// The mean over outputs of each output's reduction, 0–1: every output weighs the
+    /// same, where [`Totals::reduction`] weighs each by its tokens.
+    pub fn mean_reduction(&self) -> f64 {
+        if self.outputs == 0 {
+            return 0.0;
+        }
+        self.reduction_sum / self.outputs as f64
     }
 
     /// Token reduction, 0–1.
@@ -407,8 +421,8 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
 /// The result as a markdown table: reduction and recall per group and run.
 pub fn markdown(r: &TrajectoryResult) -> String {
     let mut s = String::new();
-    s.push_str("| outputs | group | tokens in | reduction: rules | model, no intent | model + intent | head+tail | recall: rules | model, no intent | model + intent | head+tail | error names / signal lines lost (model + intent) |\n");
-    s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| outputs | group | tokens in | reduction: rules | model, no intent | model + intent | head+tail | recall: rules | model, no intent | model + intent | head+tail | mean reduction per output: rules / model + intent | error names / signal lines lost (model + intent) |\n");
+    s.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
     let order = |k: &String| (!matches!(k.as_str(), "all" | "non_read"), k.clone());
     let mut keys: Vec<&String> = r.groups.keys().collect();
@@ -419,7 +433,7 @@ pub fn markdown(r: &TrajectoryResult) -> String {
         let first = get("rules");
         let mi = get("model_intent");
         s.push_str(&format!(
-            "| {} | {key} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} / {} |\n",
+            "| {} | {key} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} / {} | {} / {} |\n",
             first.outputs,
             first.tokens_in,
             pct(get("rules").reduction()),
@@ -430,6 +444,8 @@ pub fn markdown(r: &TrajectoryResult) -> String {
             get("model_no_intent").recall(),
             mi.recall(),
             get("head_tail").recall(),
+            pct(get("rules").mean_reduction()),
+            pct(mi.mean_reduction()),
             mi.error_names_lost,
             mi.signal_lines_lost,
         ));
@@ -458,11 +474,14 @@ pub fn main(options: &Options) -> Result<()> {
     if let Some(dir) = &options.report {
         std::fs::create_dir_all(dir)?;
         let md = format!(
-            "# Trajectories: what the hook keeps of what agents used\n\n`kompress eval --trajectories {}`; {}; held out: every repository but {}; {} trajectories.\n\n{}\nHook latency (model + intent run): p50 {:.1} ms, p95 {:.1} ms; peak RSS p95 {:.1} MiB. Problems (crashes, invalid shapes): {}.\n",
+            "# Trajectories: what the hook keeps of what agents used\n\n`kompress eval --trajectories {}`; {}; held out: every repository but {}; {} trajectories.\n\nReduction is token-weighted (tokens saved over tokens in, per group); the mean reduction per output weighs every output the same. Recall is over distinct used items per output, summed over the group: the `all` row pools every output, reads (kept whole) included; `non_read` leaves out the file reads.{}\n\n{}\nHook latency (model + intent run): p50 {:.1} ms, p95 {:.1} ms; peak RSS p95 {:.1} MiB. Problems (crashes, invalid shapes): {}.\n",
             r_file(&result.file),
             result.model,
             result.excluded_repos.join(", "),
             result.trajectories,
+            std::env::var("KOMPRESS_LINE_PRICE_SCALE")
+                .map(|v| format!(" Line prices × {v} (`KOMPRESS_LINE_PRICE_SCALE`)."))
+                .unwrap_or_default(),
             markdown(&result),
             result.latency_ms_p50,
             result.latency_ms_p95,

@@ -91,6 +91,41 @@ struct File {
     prices: BTreeMap<String, f32>,
     #[serde(default)]
     meta: serde_json::Value,
+    #[serde(default)]
+    vocab: Vocab,
+}
+
+/// How many of the training repositories' step outputs each common item occurs in: what
+/// makes an item generic (`self`, `return`) or distinctive, for the line features
+/// ([`crate::select::features`]). Written by `kompress model line-data` from the
+/// training trajectories and carried into the model file, so that training and run time
+/// read the same table.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+pub struct Vocab {
+    /// Step outputs counted.
+    pub outputs: u32,
+    /// Items in at least [`crate::usage::MIN_GENERIC_OUTPUTS`] of them, with their count.
+    pub df: std::collections::HashMap<String, u32>,
+}
+
+impl Vocab {
+    /// The outputs `item` occurs in (0 when it is not in the table: it is rare).
+    pub fn df(&self, item: &str) -> u32 {
+        self.df.get(item).copied().unwrap_or(0)
+    }
+
+    /// Whether `item` is generic: in at least [`crate::usage::GENERIC_DF`] of the outputs,
+    /// as the labels define it ([`crate::usage::Generic`]).
+    pub fn is_generic(&self, item: &str) -> bool {
+        let n = self.df(item);
+        n >= crate::usage::MIN_GENERIC_OUTPUTS
+            && f64::from(n) >= crate::usage::GENERIC_DF * f64::from(self.outputs)
+    }
+
+    /// `ln((outputs + 1) / (df + 1))`: how distinctive `item` is.
+    pub fn idf(&self, item: &str) -> f32 {
+        ((f64::from(self.outputs) + 1.0) / (f64::from(self.df(item)) + 1.0)).ln() as f32
+    }
 }
 
 /// A loaded ensemble.
@@ -105,6 +140,8 @@ pub struct Forest {
     pub prices: BTreeMap<String, f32>,
     /// Free-form training facts from the file (data, split, metrics), for `model info`.
     pub meta: serde_json::Value,
+    /// The item counts the features were computed with.
+    pub vocab: Vocab,
 }
 
 impl Forest {
@@ -114,7 +151,15 @@ impl Forest {
         if file.format != FORMAT {
             bail!("line model format `{}`, expected `{FORMAT}`", file.format);
         }
-        if file.features != expected_features {
+        // A file trained on a prefix of the extractor's features (an older model, before
+        // features were appended) still reads them in the same places.
+        let prefix = file.features.len() <= expected_features.len()
+            && file
+                .features
+                .iter()
+                .zip(expected_features)
+                .all(|(a, b)| a == b);
+        if !prefix || file.features.is_empty() {
             bail!(
                 "line model was trained on other features ({} names, expected {}): retrain it",
                 file.features.len(),
@@ -130,12 +175,15 @@ impl Forest {
             features: file.features.len(),
             prices: file.prices,
             meta: file.meta,
+            vocab: file.vocab,
         })
     }
 
-    /// The probability that the line with features `x` is needed.
+    /// The probability that the line with features `x` is needed (the extractor's row:
+    /// only the first features the file names are read).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        debug_assert_eq!(x.len(), self.features);
+        debug_assert!(x.len() >= self.features);
+        let x = &x[..self.features];
         let sum: f32 = self.base + self.trees.iter().map(|t| t.eval(x)).sum::<f32>();
         1.0 / (1.0 + (-sum).exp())
     }
@@ -171,6 +219,10 @@ mod tests {
     #[test]
     fn refuses_other_features_and_broken_trees() {
         assert!(Forest::from_json(TWO_TREES.as_bytes(), &["a", "c"]).is_err());
+        assert!(Forest::from_json(TWO_TREES.as_bytes(), &["a"]).is_err());
+        // A file on the first features of a longer row reads those.
+        let f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b", "c"]).unwrap();
+        assert_eq!(f.predict(&[4.0, 1.0, 9.0]), f.predict(&[4.0, 1.0]));
         let cyclic = TWO_TREES.replace(r#""l":[-1,-2],"r":[1,-3]"#, r#""l":[-1,-2],"r":[0,-3]"#);
         assert!(Forest::from_json(cyclic.as_bytes(), &["a", "b"]).is_err());
         let out_of_range = TWO_TREES.replace(r#""f":[1,0]"#, r#""f":[2,0]"#);

@@ -14,10 +14,35 @@ use serde_json::json;
 
 use super::{features, is_signal};
 use crate::domain::{self, CommandKind};
+use crate::model::forest::Vocab;
 use crate::usage::{self, Generic};
 
 /// Shorter outputs pass through kompress untouched (`min_chars`).
 pub const MIN_CHARS: usize = 200;
+
+/// The repositories the line model trains on; every other one of the trajectories file is
+/// held out (`kompress eval --trajectories` reads the list back from the model file).
+pub const TRAIN_REPOS: &[&str] = &["django/django", "matplotlib/matplotlib"];
+
+/// The item counts of the training repositories' step outputs (all of them, short ones
+/// too): the table [`features::extract`] reads, shipped in the model file. Only items in
+/// [`usage::MIN_GENERIC_OUTPUTS`] outputs or more are kept; the rest count as rare.
+pub fn vocab(all: &[usage::Trajectory]) -> Vocab {
+    let counts = Generic::count(
+        all.iter()
+            .filter(|t| TRAIN_REPOS.contains(&t.repo.as_str()))
+            .flat_map(|t| &t.steps)
+            .map(|s| s.output.as_str()),
+    );
+    let (df, outputs) = counts.into_parts();
+    Vocab {
+        outputs,
+        df: df
+            .into_iter()
+            .filter(|(_, n)| *n >= usage::MIN_GENERIC_OUTPUTS)
+            .collect(),
+    }
+}
 
 fn rounded(x: &[f32]) -> Vec<Vec<f32>> {
     x.chunks_exact(features::NAMES.len())
@@ -29,11 +54,23 @@ fn rounded(x: &[f32]) -> Vec<Vec<f32>> {
 pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
     let all = usage::read(trajectories)?;
     let generic = Generic::of(&all);
+    let vocab = vocab(&all);
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
     // A header: the feature names, in order, for the model file.
-    serde_json::to_writer(&mut w, &json!({ "features": features::NAMES }))?;
+    serde_json::to_writer(
+        &mut w,
+        &json!({
+            "features": features::NAMES,
+            "train_repos": TRAIN_REPOS,
+            // Sorted, so that the same trajectories give the same file.
+            "vocab": {
+                "outputs": vocab.outputs,
+                "df": vocab.df.iter().collect::<std::collections::BTreeMap<_, _>>(),
+            },
+        }),
+    )?;
     w.write_all(b"\n")?;
     let mut rows = 0usize;
     for t in &all {
@@ -55,6 +92,7 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
                     domain,
                     &step.command,
                     intent,
+                    &vocab,
                     is_signal,
                 )
             };

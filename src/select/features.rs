@@ -6,9 +6,26 @@
 //! training (`kompress model line-data`) and at run time, so the two cannot disagree.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::domain::{CommandKind, Domain};
+use crate::model::forest::Vocab;
 use crate::usage;
+
+/// A file path with an extension: `src/a/b.py`, `./x/y.rs`.
+static PATH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}\b").expect("valid regex")
+});
+/// pytest's `==== FAILURES ====` and `==== ERRORS ====`: a failure section starts.
+static FAILURE_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^=+ (?:FAILURES|ERRORS) =+$").expect("valid regex"));
+/// The section after it: the short summary, the warnings, the last line.
+static AFTER_FAILURES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^=+ (?:short test summary info|warnings summary|.*(?:passed|failed|error).* in [0-9.]+s.*) =+$")
+        .expect("valid regex")
+});
 
 /// The feature names, in the order [`extract`] writes them; the model file must list the
 /// same names.
@@ -57,6 +74,21 @@ pub const NAMES: &[&str] = &[
     "prev_intent_overlap",
     "next_intent_overlap",
     "line_tokens_log",
+    "fresh_items",
+    "fresh_rare",
+    "fresh_first",
+    "fresh_frac",
+    "has_path",
+    "site_packages",
+    "failure_section",
+    "idf_max",
+    "path_in_intent",
+    "frame_project",
+    "fresh_line_df_min_log",
+    "fresh_idf_sum",
+    "prefix_count_log",
+    "prefix_first",
+    "fresh_uncovered",
 ];
 
 /// English words an intent is full of that say nothing about which line is wanted.
@@ -173,6 +205,7 @@ pub fn line_tokens(text: &str) -> Vec<usize> {
 
 /// The features of every line of `text` (split on `\n`), row-major, [`NAMES`]`.len()` a row;
 /// `tokens` is [`line_tokens`] of `text`.
+#[allow(clippy::too_many_arguments)]
 pub fn extract(
     text: &str,
     tokens: &[usize],
@@ -180,6 +213,7 @@ pub fn extract(
     domain: Domain,
     command: &str,
     intent: Option<&str>,
+    vocab: &Vocab,
     signal: impl Fn(&str) -> bool,
 ) -> Vec<f32> {
     let lines: Vec<&str> = text.split('\n').collect();
@@ -231,6 +265,7 @@ pub fn extract(
         .iter()
         .position(|k| *k == kind)
         .unwrap_or(7);
+    let fresh = Fresh::of(&lines, &signals, command, intent, vocab);
     let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::with_capacity(n * NAMES.len());
     for (i, line) in lines.iter().enumerate() {
@@ -318,10 +353,119 @@ pub fn extract(
             0.0
         });
         out.push(log2p(tokens[i]));
+        out.extend_from_slice(&fresh.rows[i]);
         seen.extend(unique);
     }
     debug_assert_eq!(out.len(), n * NAMES.len());
     out
+}
+
+/// Features of what a line holds that the agent does not know yet: items (as the labels
+/// count them, [`usage::items`], case kept) that are neither in its intent nor in its
+/// command nor generic ([`Vocab::is_generic`]); and of where the line sits in a test
+/// run's failures, a traceback or a grep listing.
+struct Fresh {
+    rows: Vec<[f32; 15]>,
+}
+
+impl Fresh {
+    fn of(
+        lines: &[&str],
+        signals: &[bool],
+        command: &str,
+        intent: Option<&str>,
+        vocab: &Vocab,
+    ) -> Fresh {
+        let mut known: HashSet<&str> = usage::items(command).collect();
+        known.extend(intent.map(usage::items).into_iter().flatten());
+        let known_lower: HashSet<String> = known.iter().map(|w| w.to_ascii_lowercase()).collect();
+        let items: Vec<HashSet<&str>> = lines.iter().map(|l| usage::items(l).collect()).collect();
+        // What the lines no model may drop hold (signal lines and the last non-blank one,
+        // [`crate::select::forced`]): a line whose items they repeat is not needed for them.
+        let last = lines.iter().rposition(|l| !l.trim().is_empty());
+        let mut covered: HashSet<&str> = HashSet::new();
+        for (i, set) in items.iter().enumerate() {
+            if signals[i] || Some(i) == last {
+                covered.extend(set.iter().copied());
+            }
+        }
+        let mut line_df: HashMap<&str, u32> = HashMap::new();
+        for set in &items {
+            for w in set {
+                *line_df.entry(w).or_default() += 1;
+            }
+        }
+        fn prefix(line: &str) -> Option<&str> {
+            line.split_once(':')
+                .map(|(p, _)| p)
+                .filter(|p| !p.is_empty())
+        }
+        let mut prefix_count: HashMap<&str, u32> = HashMap::new();
+        for line in lines {
+            if let Some(p) = prefix(line) {
+                *prefix_count.entry(p).or_default() += 1;
+            }
+        }
+        let mut prefix_seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut in_failures = false;
+        let mut rows = Vec::with_capacity(lines.len());
+        for (line, set) in lines.iter().zip(&items) {
+            let mut fresh: Vec<&str> = set
+                .iter()
+                .copied()
+                .filter(|w| !known.contains(w) && !vocab.is_generic(w))
+                .collect();
+            // In a fixed order: the idf sum must not depend on the hash order, or the line
+            // data (and the model trained on it) would differ from run to run.
+            fresh.sort_unstable();
+            let rare = fresh.iter().filter(|w| line_df[**w] == 1).count();
+            let first = fresh.iter().filter(|w| !seen.contains(**w)).count();
+            seen.extend(set.iter().copied());
+            let trimmed = line.trim();
+            if FAILURE_HEADER.is_match(trimmed) {
+                in_failures = true;
+            } else if AFTER_FAILURES.is_match(trimmed) {
+                in_failures = false;
+            }
+            let idf_max = set.iter().map(|w| vocab.idf(w)).fold(0.0f32, f32::max);
+            let paths: Vec<&str> = PATH.find_iter(line).map(|m| m.as_str()).collect();
+            let path_in_intent = paths
+                .iter()
+                .any(|p| usage::items(p).any(|w| known_lower.contains(&w.to_ascii_lowercase())));
+            let site = line.contains("site-packages") || line.contains("/lib/python");
+            let frame = line.trim_start().starts_with("File \"");
+            let df_min = fresh.iter().map(|w| line_df[*w]).min().unwrap_or(0);
+            let uncovered = fresh.iter().filter(|w| !covered.contains(**w)).count();
+            let idf_sum: f32 = fresh.iter().map(|w| vocab.idf(w)).sum();
+            let (count, first_of_prefix) = match prefix(line) {
+                Some(p) => (prefix_count[p] as usize, prefix_seen.insert(p)),
+                None => (0, false),
+            };
+            rows.push([
+                fresh.len() as f32,
+                rare as f32,
+                first as f32,
+                if set.is_empty() {
+                    0.0
+                } else {
+                    fresh.len() as f32 / set.len() as f32
+                },
+                f32::from(!paths.is_empty()),
+                f32::from(site),
+                f32::from(in_failures),
+                idf_max,
+                f32::from(path_in_intent),
+                f32::from(frame && !site),
+                log2p(df_min as usize),
+                idf_sum,
+                if count > 0 { log2p(count) } else { 0.0 },
+                f32::from(first_of_prefix),
+                uncovered as f32,
+            ]);
+        }
+        Fresh { rows }
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +482,7 @@ mod tests {
             Domain::SearchResult,
             "grep -rn parse_header src",
             Some("Look at the parse_header and ValueError"),
+            &Vocab::default(),
             |l| l.contains("Error"),
         );
         let w = NAMES.len();
@@ -361,11 +506,52 @@ mod tests {
             Domain::SearchResult,
             "",
             None,
+            &Vocab::default(),
             |_| false,
         );
         assert_eq!(
             none[NAMES.iter().position(|n| *n == "intent_present").unwrap()],
             0.0
         );
+    }
+
+    #[test]
+    fn fresh_items_are_new_and_not_generic() {
+        let text = "==== FAILURES ====\n  File \"/testbed/pkg/core.py\", line 3, in parse_header\n  File \"/usr/lib/python3.9/site-packages/x.py\", line 9\nsrc/a.py:1:return parse_header(raw_bytes)\nsrc/a.py:2:return self\n==== short test summary info ====\nValueError: raw_bytes";
+        let mut vocab = Vocab {
+            outputs: 100,
+            ..Vocab::default()
+        };
+        vocab.df.insert("return".into(), 50);
+        vocab.df.insert("src".into(), 50);
+        let f = extract(
+            text,
+            &line_tokens(text),
+            CommandKind::Test,
+            Domain::TestOutput,
+            "pytest -x",
+            Some("Why does parse_header fail?"),
+            &vocab,
+            |l| l.contains("Error"),
+        );
+        let w = NAMES.len();
+        let at =
+            |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
+        // `parse_header` is in the intent, `return` and `src` are generic: `raw_bytes` is fresh,
+        // but the forced last line holds it too.
+        assert_eq!(at(3, "fresh_items"), 1.0);
+        assert_eq!(at(3, "fresh_uncovered"), 0.0);
+        assert_eq!(at(4, "fresh_items"), 1.0); // self
+        assert_eq!(at(4, "fresh_uncovered"), 1.0);
+        assert!((at(3, "prefix_count_log") - 3f32.log2()).abs() < 1e-6); // two `src/a.py`
+        assert_eq!(at(3, "prefix_first"), 1.0);
+        assert_eq!(at(4, "prefix_first"), 0.0);
+        assert_eq!(at(3, "has_path"), 1.0);
+        assert_eq!(at(1, "frame_project"), 1.0);
+        assert_eq!(at(2, "frame_project"), 0.0);
+        assert_eq!(at(2, "site_packages"), 1.0);
+        assert_eq!(at(1, "failure_section"), 1.0);
+        assert_eq!(at(6, "failure_section"), 0.0);
+        assert!((at(4, "idf_max") - (101.0f32 / 1.0).ln()).abs() < 1e-5); // `self`: unseen
     }
 }

@@ -73,6 +73,7 @@ pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Fore
         context.domain,
         command,
         context.intent,
+        &forest.vocab,
         is_signal,
     );
     x.chunks_exact(features::NAMES.len())
@@ -199,10 +200,24 @@ pub fn apply(text: &str, keep: &[bool], tokens: &[usize]) -> Option<String> {
     dropped.then_some(out)
 }
 
+/// `KOMPRESS_LINE_PRICE_SCALE`: a factor on every calibrated price, to measure other
+/// operating points of the same model (`kompress eval --trajectories` passes its
+/// environment to the hooks it runs); 1 when unset or not a positive number.
+fn price_scale() -> f32 {
+    static SCALE: LazyLock<f32> = LazyLock::new(|| {
+        std::env::var("KOMPRESS_LINE_PRICE_SCALE")
+            .ok()
+            .and_then(|v| v.trim().parse::<f32>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(1.0)
+    });
+    *SCALE
+}
+
 /// Select the lines of `text` the agent will need, at the forest's price for the
 /// command's kind; `None` when nothing goes (or the kind has no price).
 pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<String> {
-    let price = *forest.prices.get(CommandKind::of(&context.hints).name())?;
+    let price = *forest.prices.get(CommandKind::of(&context.hints).name())? * price_scale();
     let lines: Vec<&str> = text.split('\n').collect();
     if !(MIN_LINES..=MAX_LINES).contains(&lines.len()) {
         return None;
