@@ -11,7 +11,10 @@
 //!   `exact_pct` and `mk_in_ref` test **substrings**; `retention` tests whole words.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::passes::{self, Pass};
 use crate::protect;
@@ -362,9 +365,74 @@ pub fn mk_in_ref<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> f64
     }
 }
 
+/// Error names (`…Error`, `…Exception`) and signal lines ([`crate::select::is_signal`]:
+/// error and failure lines, tracebacks' last lines, test summaries) of `before` that are no
+/// longer in `after`: what must never be lost.
+pub fn signals_lost(before: &str, after: &str) -> (usize, usize) {
+    let names_after = error_names(after);
+    let lines_after: HashSet<String> = after.lines().map(plain_line).collect();
+    let names = error_names(before)
+        .iter()
+        .filter(|n| !names_after.contains(*n))
+        .count();
+    let lines = signal_lines(before)
+        .iter()
+        .filter(|l| !lines_after.contains(l.as_str()))
+        .count();
+    (names, lines)
+}
+
+static ERROR_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)\b").expect("valid regex")
+});
+
+/// `…Error` and `…Exception` names, except test classes (`TestValidationError` in a
+/// passing test's id is not an error).
+fn error_names(text: &str) -> BTreeSet<&str> {
+    ERROR_NAME
+        .find_iter(text)
+        .map(|m| m.as_str())
+        .filter(|n| !n.starts_with("Test"))
+        .collect()
+}
+
+/// A line without its decoration (`===== 3 failed =====` → `3 failed`) and with its
+/// spaces collapsed: the word pass may drop rules of `=` and `-` around a summary.
+fn plain_line(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let decoration = |w: &&str| w.chars().all(|c| !c.is_alphanumeric());
+    let start = words
+        .iter()
+        .position(|w| !decoration(w))
+        .unwrap_or(words.len());
+    let end = words
+        .iter()
+        .rposition(|w| !decoration(w))
+        .map_or(start, |e| e + 1);
+    words[start..end].join(" ")
+}
+
+fn signal_lines(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| crate::select::is_signal(l))
+        .map(plain_line)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_lost_counts_error_names_and_signal_lines() {
+        let before = "collecting\nE   KeyError: 'x'\nTestParseError passed\n==== 1 failed, 3 passed in 0.1s ====\n";
+        assert_eq!(signals_lost(before, before), (0, 0));
+        // Decoration and spacing around a summary do not matter.
+        let kept = "E   KeyError: 'x'\nTestParseError passed\n1 failed,  3 passed in 0.1s\n";
+        assert_eq!(signals_lost(before, kept), (0, 0));
+        // A test class is not an error name (its line is still a signal line).
+        assert_eq!(signals_lost(before, "1 failed, 3 passed in 0.1s"), (1, 2));
+    }
 
     #[test]
     fn reduction_known_answers() {

@@ -233,7 +233,10 @@ pub fn reduction_vs_retention_svg(
 
 /// `kompress eval --trajectories`' chart: per kind of command (and over all non-read
 /// outputs), token reduction (y) against recall of used items (x), one marker per run.
-pub fn trajectories_chart(path: &Path, result: &eval::trajectories::TrajectoryResult) -> Result<()> {
+pub fn trajectories_chart(
+    path: &Path,
+    result: &eval::trajectories::TrajectoryResult,
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1100, 700)).into_drawing_area();
@@ -275,7 +278,11 @@ pub fn trajectories_chart(path: &Path, result: &eval::trajectories::TrajectoryRe
                 .iter()
                 .filter_map(|(k, runs)| {
                     runs.get(run).map(|t| {
-                        (t.recall() * 100.0, t.reduction() * 100.0, k.trim_start_matches("kind:").to_string())
+                        (
+                            t.recall() * 100.0,
+                            t.reduction() * 100.0,
+                            k.trim_start_matches("kind:").to_string(),
+                        )
                     })
                 })
                 .collect();
@@ -405,6 +412,7 @@ mod tests {
             json_valid_whole: None,
             after: None,
             cat_ms: 1.0,
+            signals_lost: (0, 0),
         }
     }
 

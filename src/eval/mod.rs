@@ -275,6 +275,9 @@ pub struct Outcome {
     /// For a replaced JSON input: whether the text after parses as JSON as it is, marker
     /// lines included.
     pub json_valid_whole: Option<bool>,
+    /// Error names and signal lines (error and failure lines, test summaries) of the text
+    /// before that the text after lost ([`metrics::signals_lost`]).
+    pub signals_lost: (usize, usize),
     /// The text the model gets after the hook, when it was replaced.
     #[serde(skip)]
     pub after: Option<String>,
@@ -398,6 +401,7 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
         json_input: metrics::is_json_document(&before),
         json_valid: None,
         json_valid_whole: None,
+        signals_lost: (0, 0),
         after: None,
     };
     outcome.tokens_out = outcome.tokens_in;
@@ -432,6 +436,7 @@ fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<O
     outcome.chars_out = after.chars().count();
     outcome.tokens_out = tokens::count(&after);
     outcome.retention = metrics::retention(&before, &after);
+    outcome.signals_lost = metrics::signals_lost(&before, &after);
     let truncated = metrics::head_tail(&before, outcome.tokens_out);
     outcome.head_tail_tokens = Some(tokens::count(&truncated));
     outcome.head_tail_retention = Some(metrics::retention(&before, &truncated));
@@ -535,6 +540,11 @@ pub struct Summary {
     pub expansions: usize,
     /// Records under 200 characters that were changed.
     pub short_changed: usize,
+    /// Error names lost (distinct per record, summed).
+    pub error_names_lost: usize,
+    /// Signal lines lost: error and failure lines, tracebacks' last lines, test summaries
+    /// (distinct per record, summed).
+    pub signal_lines_lost: usize,
     /// Records whose visible text is a JSON document.
     pub json_inputs: usize,
     /// Replaced JSON inputs whose output, without marker lines, no longer parses as JSON.
@@ -594,6 +604,8 @@ pub fn summarize<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Summary
         s.crashes += usize::from(o.crash.is_some());
         s.expansions += usize::from(o.tokens_out > o.tokens_in || o.chars_out > o.chars_in);
         s.short_changed += usize::from(o.chars_in < 200 && o.replaced);
+        s.error_names_lost += o.signals_lost.0;
+        s.signal_lines_lost += o.signals_lost.1;
         s.json_inputs += usize::from(o.json_input);
         s.json_invalid += usize::from(o.json_valid == Some(false));
         s.json_invalid_whole += usize::from(o.json_valid_whole == Some(false));
@@ -673,11 +685,11 @@ pub fn pct(value: Option<f64>) -> String {
 /// A markdown table of per-domain summaries.
 pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
     let mut out = String::from(
-        "| domain | records | replaced | passthrough | tokens in | tokens out | reduction | median reduction | median reduction (replaced) | retention | head+tail retention | JSON invalid | invalid shapes | crashes | expansions | <200 chars changed | p50 ms | p95 ms | p50 ms, bare cat | p50 ÷ cat | MB/s | RSS p95 MiB | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| domain | records | replaced | passthrough | tokens in | tokens out | reduction | median reduction | median reduction (replaced) | retention | head+tail retention | JSON invalid | invalid shapes | crashes | expansions | <200 chars changed | error names / signal lines lost | p50 ms | p95 ms | p50 ms, bare cat | p50 ÷ cat | MB/s | RSS p95 MiB | RSS max MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let row = |name: &str, s: &Summary| {
         format!(
-            "| {name} | {} | {} | {:.1}% | {} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {}/{} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            "| {name} | {} | {} | {:.1}% | {} | {} | {:.1}% | {:.1}% | {:.1}% | {} | {} | {}/{} | {} | {} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
             s.records,
             s.replaced,
             s.passthrough_pct,
@@ -694,10 +706,16 @@ pub fn markdown(per: &BTreeMap<String, Summary>, all: &Summary) -> String {
             s.crashes,
             s.expansions,
             s.short_changed,
+            s.error_names_lost,
+            s.signal_lines_lost,
             s.p50_ms,
             s.p95_ms,
             s.cat_p50_ms,
-            if s.cat_p50_ms > 0.0 { s.p50_ms / s.cat_p50_ms } else { 0.0 },
+            if s.cat_p50_ms > 0.0 {
+                s.p50_ms / s.cat_p50_ms
+            } else {
+                0.0
+            },
             s.throughput_mb_s,
             s.rss_p95_mb,
             s.rss_max_mb,

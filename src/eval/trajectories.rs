@@ -15,13 +15,11 @@
 //! budget is the baseline. Signals must never go: error names (`…Error`, `…Exception`) and
 //! signal lines ([`crate::select::is_signal`]: error and failure lines, test summaries).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use anyhow::{Context, Result, bail};
-use regex::Regex;
 use serde::Serialize;
 use serde_json::json;
 
@@ -151,60 +149,15 @@ pub struct TrajectoryResult {
     pub problems: usize,
 }
 
-static ERROR_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)\b").expect("valid regex")
-});
-
-/// `…Error` and `…Exception` names, except test classes (`TestValidationError` in a
-/// passing test's id is not an error).
-fn error_names(text: &str) -> BTreeSet<&str> {
-    ERROR_NAME
-        .find_iter(text)
-        .map(|m| m.as_str())
-        .filter(|n| !n.starts_with("Test"))
-        .collect()
-}
-
-/// A line without its decoration (`===== 3 failed =====` → `3 failed`) and with its
-/// spaces collapsed: the word pass may drop rules of `=` and `-` around a summary.
-fn plain_line(line: &str) -> String {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let decoration = |w: &&str| w.chars().all(|c| !c.is_alphanumeric());
-    let start = words
-        .iter()
-        .position(|w| !decoration(w))
-        .unwrap_or(words.len());
-    let end = words
-        .iter()
-        .rposition(|w| !decoration(w))
-        .map_or(start, |e| e + 1);
-    words[start..end].join(" ")
-}
-
-fn signal_lines(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter(|l| select::is_signal(l))
-        .map(plain_line)
-        .collect()
-}
-
 fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
-    let before = &case.text;
-    let names_after = error_names(after);
-    let lines_after: HashSet<String> = after.lines().map(plain_line).collect();
+    let (error_names_lost, signal_lines_lost) = metrics::signals_lost(&case.text, after);
     Scored {
         tokens_in: case.tokens_in,
         tokens_out,
         used: case.used.len(),
         kept: usage::kept(&case.used, after),
-        error_names_lost: error_names(before)
-            .iter()
-            .filter(|n| !names_after.contains(*n))
-            .count(),
-        signal_lines_lost: signal_lines(before)
-            .iter()
-            .filter(|l| !lines_after.contains(l.as_str()))
-            .count(),
+        error_names_lost,
+        signal_lines_lost,
     }
 }
 
