@@ -481,7 +481,14 @@ pub struct Summary {
 /// the model pass drop words on the model's scores alone (`Request::unprotected`); without
 /// a model nothing drops words, so it is the same run and `override_delta` is exactly 0.
 pub fn evaluate(pairs: &[Pair], scorer: Option<&dyn Scorer>) -> Vec<Scored> {
-    let config = Config::default();
+    // The set measures what the word model's protection keeps, so the model pass runs on
+    // every pair's domain, including those where it is off by default.
+    let mut config = Config::default();
+    for &domain in Domain::ALL {
+        config
+            .domains
+            .insert(domain, crate::domain::Settings { model: true, ..domain.settings() });
+    }
     let run = |pair: &Pair, unprotected: bool| {
         let request = Request {
             text: &pair.text,

@@ -383,7 +383,7 @@ pub fn signals_lost(before: &str, after: &str) -> (usize, usize) {
 }
 
 static ERROR_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)\b").expect("valid regex")
+    Regex::new(r"(?-u:\b)[A-Za-z_][A-Za-z0-9_]*(?:Error|Exception)(?-u:\b)").expect("valid regex")
 });
 
 /// `…Error` and `…Exception` names, except test classes (`TestValidationError` in a

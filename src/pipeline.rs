@@ -258,7 +258,7 @@ fn drop_words(text: &str, scorer: &dyn Scorer, deadline: Instant, protect: bool)
 }
 
 static SIGNAL_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(error|errors|fail|failed|failure|fatal|panic|panicked|exception|traceback|warning|denied|assert)")
+    Regex::new(r"(?i-u)\b(error|errors|fail|failed|failure|fatal|panic|panicked|exception|traceback|warning|denied|assert)")
         .expect("valid regex")
 });
 
@@ -426,11 +426,20 @@ mod tests {
             .map(|i| format!("the build of crate foo_bar stopped at src/lib.rs:{i} because of the thing\n"))
             .collect();
         let request = Request { text: &text, domain: Some(Domain::BashOutput), ..Request::default() };
-        let out = compress(&request, &Config::default(), Some(&FixedScorer(0.0)), later()).unwrap();
+        // The word model is off on tool output by default (`Domain::settings`); a user may
+        // turn it on per domain.
+        let mut config = Config::default();
+        config.domains.insert(
+            Domain::BashOutput,
+            crate::domain::Settings { model: true, ..Domain::BashOutput.settings() },
+        );
+        let off = compress(&request, &Config::default(), Some(&FixedScorer(0.0)), later()).unwrap();
+        assert!(!off.model, "{}", off.text);
+        let out = compress(&request, &config, Some(&FixedScorer(0.0)), later()).unwrap();
         assert!(out.model);
         assert!(out.text.starts_with("foo_bar src/lib.rs:0\n"), "{}", out.text);
         // Scores of 1: the model keeps every word (the similar lines still fold).
-        let high = compress(&request, &Config::default(), Some(&FixedScorer(1.0)), later()).unwrap();
+        let high = compress(&request, &config, Some(&FixedScorer(1.0)), later()).unwrap();
         assert!(!high.model, "{}", high.text);
     }
 

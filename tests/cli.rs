@@ -741,6 +741,14 @@ fn device_flag_runs_on_the_cpu_and_explains_a_missing_cuda_build() {
 
     let notes: String = (0..12).map(|i| format!("In run {i} the migration of the table is now done and it was applied to the database by the worker\n")).collect();
     let response = json!({"stdout": notes, "stderr": "", "interrupted": false});
+    // The word model is off on tool output by default: turn it on for Bash outputs.
+    let config = env.home.path().join("kompress/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[domains.bash_output]\npasses = [\"ansi\"]\nmodel = true\n",
+    )
+    .unwrap();
     let mut command = env.command(&["hook", "--device", "cuda"]);
     command.env("KOMPRESS_DEADLINE_MS", "60000");
     let output = env.run_with(

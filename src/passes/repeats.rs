@@ -135,7 +135,7 @@ fn marker_msg(block: usize, more: usize) -> String {
 /// sequence of frames.
 static SIGNAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)error|fail|panic|exception|warn|fatal|traceback|denied|abort|^\s*File "|^\s+at \S"#,
+        r#"(?i-u:error|fail|panic|exception|warn|fatal|traceback|denied|abort)|^[[:space:]]*File "|^[[:space:]]+at \S"#,
     )
     .expect("valid regex")
 });
@@ -295,7 +295,7 @@ const MIN_RANGE_ROWS: usize = 8;
 /// stand for, one per value. Checks of "every value survives" compare against this.
 pub fn expand_ranges(text: &str) -> Cow<'_, str> {
     static RANGE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(\S*?)\{(\d+)\.\.(\d+)\}(\S*)").expect("valid regex")
+        Regex::new(r"(\S*?)\{([0-9]+)\.\.([0-9]+)\}(\S*)").expect("valid regex")
     });
     if !text.lines().any(|l| super::is_marker(l) && RANGE.is_match(l)) {
         return Cow::Borrowed(text);

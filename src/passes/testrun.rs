@@ -115,55 +115,57 @@ fn xfail(n: usize) -> Option<Counts> {
     })
 }
 
+// ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`, `(?-u:\b)`): the Unicode ones cost
+// ms to compile on every hook call that reaches these patterns (see `crate::domain`).
 static DOTS_RESULT: LazyLock<Regex> = LazyLock::new(|| {
     // `name ... ok`, `name ... skipped 'why'`, `name ... ignored, why`, `... expected failure`
-    Regex::new(r"^\s*\S.*? \.\.\. (?:(ok)(?: \(\d+(?:\.\d+)?m?s\))?|(skipped|skip|ignored)\b.*|(expected failure))$")
+    Regex::new(r"^[[:space:]]*\S.*? \.\.\. (?:(ok)(?: \([0-9]+(?:\.[0-9]+)?m?s\))?|(skipped|skip|ignored)(?-u:\b).*|(expected failure))$")
         .expect("valid regex")
 });
 
 static PYTEST_RESULT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"^(?:\[gw\d+\] \[\s*\d+%\] (PASSED|SKIPPED|XFAIL) \S.*",
-        r"|\S+::\S.*? (PASSED|SKIPPED|XFAIL)(?: \(.*\))?(?:\s+\[\s*\d+%\])?",
-        r"|(PASSED|SKIPPED|XFAIL) (?:\[\d+\] )?\S.*)$"
+        r"^(?:\[gw[0-9]+\] \[[[:space:]]*[0-9]+%\] (PASSED|SKIPPED|XFAIL) \S.*",
+        r"|\S+::\S.*? (PASSED|SKIPPED|XFAIL)(?: \(.*\))?(?:[[:space:]]+\[[[:space:]]*[0-9]+%\])?",
+        r"|(PASSED|SKIPPED|XFAIL) (?:\[[0-9]+\] )?\S.*)$"
     ))
     .expect("valid regex")
 });
 
 static PYTEST_PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:\S+\.py ([.sx]+)(?:\s+\[\s*\d+%\])?|([.sx]+)\s+\[\s*\d+%\])$")
+    Regex::new(r"^(?:\S+\.py ([.sx]+)(?:[[:space:]]+\[[[:space:]]*[0-9]+%\])?|([.sx]+)[[:space:]]+\[[[:space:]]*[0-9]+%\])$")
         .expect("valid regex")
 });
 
 static GO_RESULT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*--- (PASS|SKIP): (\S+)").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^[[:space:]]*--- (PASS|SKIP): (\S+)").expect("valid regex"));
 
 static GO_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*=== (?:RUN|PAUSE|CONT|NAME)\s+(\S+)\s*$").expect("valid regex")
+    Regex::new(r"^[[:space:]]*=== (?:RUN|PAUSE|CONT|NAME)[[:space:]]+(\S+)[[:space:]]*$").expect("valid regex")
 });
 
 static JS_FILE_PASS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*PASS\s+\S+\.\w+(?:\s.*)?$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^[[:space:]]*PASS[[:space:]]+\S+\.[[:word:]]+(?:[[:space:]].*)?$").expect("valid regex"));
 
 static UNITTEST_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\w+ \([\w.]+\)$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^[[:word:]]+ \([[:word:].]+\)$").expect("valid regex"));
 
 /// A unittest or libtest summary somewhere in the text.
 static UNITTEST_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:Ran \d+ tests? in |running \d+ tests?\r?$|test result: )")
+    Regex::new(r"(?m)^(?:Ran [0-9]+ tests? in |running [0-9]+ tests?\r?$|test result: )")
         .expect("valid regex")
 });
 
 /// A jest, vitest or mocha summary somewhere in the text.
 static JS_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^\s*(?:Tests:\s+\d|Test Suites:|Test Files\s+\d|\d+ passing \()")
+    Regex::new(r"(?m)^[[:space:]]*(?:Tests:[[:space:]]+[0-9]|Test Suites:|Test Files[[:space:]]+[0-9]|[0-9]+ passing \()")
         .expect("valid regex")
 });
 
 /// A per-test `... ok` line that names itself as one without a summary around it:
 /// unittest's `test_x (mod.Class)`, libtest's `test path`.
 static NAMED_TEST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:\w+ \([\w.]+\)|test \S+) ").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^(?:[[:word:]]+ \([[:word:].]+\)|test \S+) ").expect("valid regex"));
 
 /// Which summaries the text has: they make the looser line patterns safe to fold.
 #[derive(Clone, Copy, Default)]
@@ -176,10 +178,10 @@ struct Context {
 
 static SECTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"^(?:={3,}\s*$|={3,} .*={3,}\s*$|-{5,}\s*$|_{3,}",
-        r"|\s*running \d+ tests?$|test result: |\s*(?:Running|Doc-tests) |failures:$",
-        r"|Ran \d+ tests? in |OK\b|FAILED\b",
-        r"|ok\s+\S|(?:FAIL|PASS)(?:\s|$)|\?\s+\S+\s+\[no test files\]",
+        r"^(?:={3,}[[:space:]]*$|={3,} .*={3,}[[:space:]]*$|-{5,}[[:space:]]*$|_{3,}",
+        r"|[[:space:]]*running [0-9]+ tests?$|test result: |[[:space:]]*(?:Running|Doc-tests) |failures:$",
+        r"|Ran [0-9]+ tests? in |OK(?-u:\b)|FAILED(?-u:\b)",
+        r"|ok[[:space:]]+\S|(?:FAIL|PASS)(?:[[:space:]]|$)|\?[[:space:]]+\S+[[:space:]]+\[no test files\]",
         r"|(?:Tests|Test Suites|Snapshots|Time):",
         r")"
     ))

@@ -42,23 +42,25 @@ use regex::Regex;
 
 use super::lines::{self, Line, Out};
 
+// ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`, `(?-u:\b)`): the Unicode ones cost
+// ms to compile on every hook call that reaches these patterns (see `crate::domain`).
 /// A Python frame line: `  File "path", line 12, in name`.
 static PY_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"^[ \t]*File ".*", line \d+, in \S.*$"#).expect("valid regex"));
+    LazyLock::new(|| Regex::new(r#"^[ \t]*File ".*", line [0-9]+, in \S.*$"#).expect("valid regex"));
 
 /// pytest's short traceback frame: `django/db/utils.py:219: in __iter__`.
 static PYTEST_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\S+:\d+: in \S+$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^\S+:[0-9]+: in \S+$").expect("valid regex"));
 
 /// A frame of Python's frozen import system or `-m` runner; captures the module.
 static FROZEN_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^[ \t]*File "<frozen (importlib[\w.]*|zipimport|runpy)>", line \d+, in \S.*$"#)
+    Regex::new(r#"^[ \t]*File "<frozen (importlib[[:word:].]*|zipimport|runpy)>", line [0-9]+, in \S.*$"#)
         .expect("valid regex")
 });
 
 /// A Node frame inside Node's own code.
 static NODE_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^\s()]+:\d+:\d+\)?$")
+    Regex::new(r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^[:space:]()]+:[0-9]+:[0-9]+\)?$")
         .expect("valid regex")
 });
 
@@ -69,7 +71,7 @@ static AT_FRAME: LazyLock<Regex> =
 /// A JVM frame inside the JDK.
 static JDK_FRAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"^[ \t]+at (?:java\.base(?:@[\w.-]+)?/|jdk\.internal\.|sun\.)[\w$.<>/-]+\([^()]*\)$",
+        r"^[ \t]+at (?:java\.base(?:@[[:word:].-]+)?/|jdk\.internal\.|sun\.)[[:word:]$.<>/-]+\([^()]*\)$",
     )
     .expect("valid regex")
 });

@@ -36,11 +36,11 @@ pub const MAX_LINES: usize = 20_000;
 
 static KEEP_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?i:\b(?:error|errors|fail|failed|failure|failures|fatal|panic|panicked|exception|exceptions|traceback|denied|assert|assertion)\b)",
-        r"|[A-Za-z0-9_](?:Error|Exception|Failure|Warning)\b",
-        r"|\b[0-9]+ (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)\b",
+        r"(?i-u:\b(?:error|errors|fail|failed|failure|failures|fatal|panic|panicked|exception|exceptions|traceback|denied|assert|assertion)\b)",
+        r"|[A-Za-z0-9_](?:Error|Exception|Failure|Warning)(?-u:\b)",
+        r"|(?-u:\b)[0-9]+ (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)(?-u:\b)",
         r"|^Ran [0-9]+ tests?",
-        r"|^(?:OK|FAILED)\b",
+        r"|^(?:OK|FAILED)(?-u:\b)",
     ))
     .expect("valid regex")
 });
