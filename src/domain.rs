@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex_automata::meta::{self, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::passes::Pass;
@@ -225,12 +225,25 @@ fn head(text: &str) -> &str {
     }
 }
 
+/// Detection runs on every Bash output, so its patterns are compiled in every hook process.
+/// Built lean (no full or one-pass DFA, no backtracker, no literal prefilter: the lazy DFA
+/// alone, which still scans a 400-line head in microseconds), the six of them compile in
+/// about 0.9 ms instead of 2.1 ms, measured one after the other in one process.
+fn lean(pattern: &str) -> Regex {
+    let config = meta::Config::new()
+        .dfa(false)
+        .onepass(false)
+        .backtrack(false)
+        .auto_prefilter(false);
+    Regex::builder().configure(config).build(pattern).expect("valid regex")
+}
+
 // The content regexes below use ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`) and
 // scope `(?i)` to their keywords: the Unicode `\w`, `\d` and `\s`, and case folding over a
 // whole pattern, made compiling them several ms of every hook that detects a domain, for
 // signals (stack frames, test names, log prefixes) that are ASCII in practice.
 static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    lean(concat!(
         r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
         r"Traceback \(most recent call last\):",
         r"|error\[E[0-9]{4}\]",
@@ -240,16 +253,14 @@ static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
         r"|[[:word:]]*(?:Error|Exception): .*\n[[:space:]]+at ",
         r")"
     ))
-    .expect("valid regex")
 });
 
 static RUSTC_ERROR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
-        .expect("valid regex")
+    lean(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
 });
 
 static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    lean(concat!(
         r"(?m)^(?:",
         r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
         r"|running [0-9]+ tests?$",
@@ -261,12 +272,10 @@ static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
         r"|test_[[:word:]]+ \([[:word:].]+\) \.\.\. ",
         r")"
     ))
-    .expect("valid regex")
 });
 
 static DIFF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
-        .expect("valid regex")
+    lean(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
 });
 
 /// Content that names its own domain, whatever command printed it.
@@ -495,7 +504,7 @@ fn looks_like_json(text: &str) -> bool {
 
 static SEARCH_LINE: LazyLock<Regex> =
     // The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
-    LazyLock::new(|| Regex::new(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]").expect("valid regex"));
+    LazyLock::new(|| lean(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]"));
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
@@ -505,11 +514,10 @@ fn looks_like_search(head: &str) -> bool {
 }
 
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    lean(concat!(
         r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
         r"|[[:space:]]*(?i:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
     ))
-    .expect("valid regex")
 });
 
 /// At least 5 lines and 30% of non-empty lines look like log or build lines.
