@@ -125,6 +125,7 @@ def main():
     if args.model:
         model = json.load(open(args.model))
         n = len(model["features"])
+        trees = [lm.decode_tree(t) for t in model["trees"]]
         assert header["features"][:n] == model["features"], "the model's features are not the data's"
         groups = defaultdict(lambda: ([], [], []))
         for r in held:
@@ -132,7 +133,7 @@ def main():
                 continue
             seen = np.asarray(r["seen"], dtype=bool)
             x = np.asarray(r["x"], dtype=np.float32)[:, :n]
-            p = (1 / (1 + np.exp(-lm.predict_flat(model["trees"], x))))[seen]
+            p = (1 / (1 + np.exp(-lm.predict_flat(trees, x))))[seen]
             y = np.asarray(r["y"], dtype=bool)[seen]
             first = np.asarray(lm.first_occurrences(r)[0], dtype=bool)[seen]
             for g in (r["kind"], "all"):

@@ -5,28 +5,76 @@
 //! instead of scoring garbage. Each tree is flat arrays: node `i` sends `x` left when
 //! `x[feature[i]] <= threshold[i]`; a child `c >= 0` is a node, `c < 0` the leaf `-c - 1`.
 //! The score is the logistic of the sum of the leaves plus `base`.
+//!
+//! In the file each array is the base64 of its little-endian values (`f` u16, `t` and `v`
+//! f32, `l` and `r` i32). Every hook call that selects lines reads the file, and parsing the
+//! shipped forest's 37,000 numbers as JSON took about 2 ms of it.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
 use serde::Deserialize;
 
 /// The format name the file must carry.
-pub const FORMAT: &str = "kompress-line-forest-1";
+pub const FORMAT: &str = "kompress-line-forest-2";
 
 /// One tree, as flat arrays.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "EncodedTree")]
 struct Tree {
-    #[serde(rename = "f")]
     feature: Vec<u16>,
-    #[serde(rename = "t")]
     threshold: Vec<f32>,
-    #[serde(rename = "l")]
     left: Vec<i32>,
-    #[serde(rename = "r")]
     right: Vec<i32>,
-    #[serde(rename = "v")]
     leaf: Vec<f32>,
+}
+
+/// A tree as the file has it: each array base64-encoded.
+#[derive(Deserialize)]
+struct EncodedTree {
+    f: String,
+    t: String,
+    l: String,
+    r: String,
+    v: String,
+}
+
+impl TryFrom<EncodedTree> for Tree {
+    type Error = anyhow::Error;
+
+    fn try_from(e: EncodedTree) -> Result<Tree> {
+        Ok(Tree {
+            feature: decode(&e.f, u16::from_le_bytes).context("tree array `f`")?,
+            threshold: decode(&e.t, f32::from_le_bytes).context("tree array `t`")?,
+            left: decode(&e.l, i32::from_le_bytes).context("tree array `l`")?,
+            right: decode(&e.r, i32::from_le_bytes).context("tree array `r`")?,
+            leaf: decode(&e.v, f32::from_le_bytes).context("tree array `v`")?,
+        })
+    }
+}
+
+/// The little-endian values of `N` bytes each in base64 `text`.
+fn decode<T, const N: usize>(text: &str, value: fn([u8; N]) -> T) -> Result<Vec<T>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .context("not base64")?;
+    ensure!(
+        bytes.len() % N == 0,
+        "{} bytes are not a whole number of {N}-byte values",
+        bytes.len()
+    );
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| value(c.try_into().expect("chunks of N bytes")))
+        .collect())
+}
+
+/// The file's encoding of one array: what `training/line_model.py` writes (and the tests).
+#[cfg(test)]
+fn encode<T: Copy, const N: usize>(values: &[T], bytes: fn(T) -> [u8; N]) -> String {
+    let raw: Vec<u8> = values.iter().flat_map(|&v| bytes(v)).collect();
+    base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
 impl Tree {
@@ -198,10 +246,33 @@ impl Forest {
 mod tests {
     use super::*;
 
-    const TWO_TREES: &str = r#"{"format":"kompress-line-forest-1","features":["a","b"],"base":0.5,
-        "trees":[{"f":[0],"t":[1.5],"l":[-1],"r":[-2],"v":[-1.0,1.0]},
-                 {"f":[1,0],"t":[0.0,3.0],"l":[-1,-2],"r":[1,-3],"v":[0.25,-0.5,0.75]}],
-        "prices":{"test":200.0}}"#;
+    /// A tree of the file from its arrays.
+    fn tree(f: &[u16], t: &[f32], l: &[i32], r: &[i32], v: &[f32]) -> serde_json::Value {
+        serde_json::json!({
+            "f": encode(f, u16::to_le_bytes),
+            "t": encode(t, f32::to_le_bytes),
+            "l": encode(l, i32::to_le_bytes),
+            "r": encode(r, i32::to_le_bytes),
+            "v": encode(v, f32::to_le_bytes),
+        })
+    }
+
+    /// Two trees on features `a` and `b`, with `right` as the second tree's `r`.
+    fn two_trees(feature: u16, right: i32) -> String {
+        serde_json::json!({
+            "format": FORMAT,
+            "features": ["a", "b"],
+            "base": 0.5,
+            "trees": [
+                tree(&[0], &[1.5], &[-1], &[-2], &[-1.0, 1.0]),
+                tree(&[feature, 0], &[0.0, 3.0], &[-1, -2], &[right, -3], &[0.25, -0.5, 0.75]),
+            ],
+            "prices": {"test": 200.0},
+        })
+        .to_string()
+    }
+
+    static TWO_TREES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| two_trees(1, 1));
 
     #[test]
     fn predicts_the_sum_of_leaves() {
@@ -223,10 +294,18 @@ mod tests {
         // A file on the first features of a longer row reads those.
         let f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b", "c"]).unwrap();
         assert_eq!(f.predict(&[4.0, 1.0, 9.0]), f.predict(&[4.0, 1.0]));
-        let cyclic = TWO_TREES.replace(r#""l":[-1,-2],"r":[1,-3]"#, r#""l":[-1,-2],"r":[0,-3]"#);
+        let cyclic = two_trees(1, 0);
         assert!(Forest::from_json(cyclic.as_bytes(), &["a", "b"]).is_err());
-        let out_of_range = TWO_TREES.replace(r#""f":[1,0]"#, r#""f":[2,0]"#);
+        let out_of_range = two_trees(2, 1);
         assert!(Forest::from_json(out_of_range.as_bytes(), &["a", "b"]).is_err());
         assert!(Forest::from_json(b"{", &["a", "b"]).is_err());
+        // Arrays that are not base64, or not whole values, and the previous format.
+        let mut broken: serde_json::Value = serde_json::from_str(&TWO_TREES).unwrap();
+        broken["trees"][0]["t"] = "!!".into();
+        assert!(Forest::from_json(broken.to_string().as_bytes(), &["a", "b"]).is_err());
+        broken["trees"][0]["t"] = encode(&[1u16, 2, 3], u16::to_le_bytes).into();
+        assert!(Forest::from_json(broken.to_string().as_bytes(), &["a", "b"]).is_err());
+        let old = TWO_TREES.replace(FORMAT, "kompress-line-forest-1");
+        assert!(Forest::from_json(old.as_bytes(), &["a", "b"]).is_err());
     }
 }
