@@ -242,8 +242,44 @@ fn lean(pattern: &str) -> Regex {
 // scope `(?i)` to their keywords: the Unicode `\w`, `\d` and `\s`, and case folding over a
 // whole pattern, made compiling them several ms of every hook that detects a domain, for
 // signals (stack frames, test names, log prefixes) that are ASCII in practice.
-static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
-    lean(concat!(
+/// A detection pattern behind a literal test. Compiling a pattern costs more than the rest
+/// of most hook calls (about 1 ms for these, lean), and most outputs hold none of the
+/// literals a pattern needs, so most hook calls never compile it.
+struct Gated {
+    /// Every match of the pattern holds one of these. One that starts with `\n` stands
+    /// for a line start: it may also begin the text.
+    needles: &'static [&'static str],
+    regex: LazyLock<Regex>,
+}
+
+impl Gated {
+    /// False only when the pattern cannot match `text`.
+    fn may_match(&self, text: &str) -> bool {
+        self.needles.iter().any(|needle| match needle.strip_prefix('\n') {
+            Some(start) => text.starts_with(start) || text.contains(needle),
+            None => text.contains(needle),
+        })
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        self.may_match(text) && self.regex.is_match(text)
+    }
+}
+
+static ERROR_TRACE: Gated = Gated {
+    needles: &[
+        "Traceback (most recent call last):",
+        "error[E",
+        "panicked at ",
+        "Exception in thread ",
+        ".java:",
+        ".kt:",
+        ".scala:",
+        "Error: ",
+        "Exception: ",
+    ],
+    regex: LazyLock::new(|| {
+        lean(concat!(
         r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
         r"Traceback \(most recent call last\):",
         r"|error\[E[0-9]{4}\]",
@@ -253,14 +289,35 @@ static ERROR_TRACE: LazyLock<Regex> = LazyLock::new(|| {
         r"|[[:word:]]*(?:Error|Exception): .*\n[[:space:]]+at ",
         r")"
     ))
-});
+    }),
+};
 
-static RUSTC_ERROR: LazyLock<Regex> = LazyLock::new(|| {
-    lean(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
-});
+static RUSTC_ERROR: Gated = Gated {
+    needles: &["--> ", "error: could not compile"],
+    regex: LazyLock::new(|| {
+        lean(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
+    }),
+};
 
-static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    lean(concat!(
+static TEST_RUN: Gated = Gated {
+    needles: &[
+        "test session starts",
+        "FAILURES",
+        "ERRORS",
+        "short test summary info",
+        "running ",
+        "test result: ",
+        "Ran ",
+        "--- FAIL: ",
+        "--- PASS: ",
+        "\nok",
+        "\nFAIL",
+        "passed",
+        "failed",
+        " ... ",
+    ],
+    regex: LazyLock::new(|| {
+        lean(concat!(
         r"(?m)^(?:",
         r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
         r"|running [0-9]+ tests?$",
@@ -272,11 +329,15 @@ static TEST_RUN: LazyLock<Regex> = LazyLock::new(|| {
         r"|test_[[:word:]]+ \([[:word:].]+\) \.\.\. ",
         r")"
     ))
-});
+    }),
+};
 
-static DIFF: LazyLock<Regex> = LazyLock::new(|| {
-    lean(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
-});
+static DIFF: Gated = Gated {
+    needles: &["diff -", "\n+++ ", "@@ -"],
+    regex: LazyLock::new(|| {
+        lean(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
+    }),
+};
 
 /// Content that names its own domain, whatever command printed it.
 fn content_signal(head: &str) -> Option<Domain> {
@@ -508,6 +569,10 @@ static SEARCH_LINE: LazyLock<Regex> =
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
+    // Every match holds `:` and a digit: without one, no need to compile the pattern.
+    if !head.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit()) {
+        return false;
+    }
     let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
     let hits = lines.iter().filter(|l| SEARCH_LINE.is_match(l)).count();
     hits >= 3 && hits * 10 >= lines.len() * 6
@@ -515,13 +580,36 @@ fn looks_like_search(head: &str) -> bool {
 
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
     lean(concat!(
-        r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
-        r"|[[:space:]]*(?i:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
+        r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i-u:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
+        r"|[[:space:]]*(?i-u:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
     ))
 });
 
+/// The words [`LOG_LINE`] matches, lowercase: a line it matches holds one of them (in any
+/// case) or a date.
+const LOG_WORDS: &[&str] = &[
+    "info", "warn", "error", "debug", "trace", "compiling", "downloading", "downloaded",
+    "installing", "collecting", "building", "fetching", "updating", "resolving", "checking",
+];
+
+/// Whether `text` has `NN-NN`, the middle of a `YYYY-MM-DD` date.
+fn has_date_part(text: &str) -> bool {
+    text.as_bytes().windows(5).any(|w| {
+        w[0].is_ascii_digit()
+            && w[1].is_ascii_digit()
+            && w[2] == b'-'
+            && w[3].is_ascii_digit()
+            && w[4].is_ascii_digit()
+    })
+}
+
 /// At least 5 lines and 30% of non-empty lines look like log or build lines.
 fn looks_like_log(head: &str) -> bool {
+    // Without a date or one of the words, no line can match: no need to compile the pattern.
+    let lower = head.to_ascii_lowercase();
+    if !LOG_WORDS.iter().any(|w| lower.contains(w)) && !has_date_part(head) {
+        return false;
+    }
     let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
     let hits = lines.iter().filter(|l| LOG_LINE.is_match(l)).count();
     hits >= 5 && hits * 10 >= lines.len() * 3
@@ -530,6 +618,53 @@ fn looks_like_log(head: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text of every dev-corpus record, and every line of them.
+    fn corpus_texts() -> Vec<String> {
+        use std::io::BufRead;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("training/data/dev.jsonl.gz");
+        let file = std::fs::File::open(path).expect("the dev corpus ships in training/data");
+        std::io::BufReader::new(flate2::read::GzDecoder::new(file))
+            .lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+                record["text"].as_str().unwrap_or("").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_literal_gates_never_hide_a_match() {
+        let mut matched = [0usize; 6];
+        for text in corpus_texts() {
+            let head = head(&text);
+            for (k, gated) in [&TEST_RUN, &ERROR_TRACE, &RUSTC_ERROR, &DIFF].into_iter().enumerate() {
+                if gated.regex.is_match(head) {
+                    matched[k] += 1;
+                    assert!(gated.may_match(head), "gate {k} hides a match in {head:?}");
+                }
+            }
+            let lower = head.to_ascii_lowercase();
+            let log_gate = LOG_WORDS.iter().any(|w| lower.contains(w)) || has_date_part(head);
+            let search_gate = head.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit());
+            for line in head.lines() {
+                if LOG_LINE.is_match(line) {
+                    matched[4] += 1;
+                    assert!(log_gate, "the log gate hides {line:?}");
+                }
+                if SEARCH_LINE.is_match(line) {
+                    matched[5] += 1;
+                    assert!(search_gate, "the search gate hides {line:?}");
+                }
+            }
+        }
+        // The corpus exercises every pattern.
+        assert!(matched.iter().all(|&n| n > 0), "{matched:?}");
+        // A go test summary at the very start of a text, and Unicode case folding (`K`,
+        // the Kelvin sign, folds to `k` in Unicode mode only).
+        assert!(TEST_RUN.is_match("ok  \tpkg/x\t0.01s\n"));
+        assert!(!LOG_LINE.is_match("Chec\u{212a}ing foo"));
+    }
 
     fn bash(command: &str, text: &str) -> Domain {
         detect(&Hints { tool_name: Some("Bash"), command: Some(command), ..Hints::default() }, text)

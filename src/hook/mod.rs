@@ -244,7 +244,10 @@ pub fn handle_with(
         return Ok(outcome);
     };
     if tool_name == "Bash"
-        && let Some(found) = str_of("command").and_then(|c| KOMPRESS_ITSELF.captures(c))
+        // The literal test first spares most calls compiling the pattern.
+        && let Some(found) = str_of("command")
+            .filter(|c| c.contains("kompress"))
+            .and_then(|c| KOMPRESS_ITSELF.captures(c))
     {
         if &found[1] == "run" {
             // `kompress run` recorded this output's statistics itself.
