@@ -10,7 +10,8 @@
 //! f32, `l` and `r` i32). Every hook call that selects lines reads the file, and parsing the
 //! shipped forest's 37,000 numbers as JSON took about 2 ms of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
@@ -148,18 +149,130 @@ struct File {
 /// ([`crate::select::features`]). Written by `kompress model line-data` from the
 /// training trajectories and carried into the model file, so that training and run time
 /// read the same table.
+///
+/// In the file: `{"outputs": N, "items": "a b …", "counts": base64 of u32 LE}`, the
+/// items sorted and separated by spaces (items are words: they hold none). Read as a JSON object of 4,500 items it took over 1 ms of every hook call
+/// that selects lines; this way loading is one string and an index of 64-bit hashes, each
+/// hit checked against the item itself.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(try_from = "EncodedVocab", into = "EncodedVocab")]
 pub struct Vocab {
     /// Step outputs counted.
     pub outputs: u32,
-    /// Items in at least [`crate::usage::MIN_GENERIC_OUTPUTS`] of them, with their count.
-    pub df: std::collections::HashMap<String, u32>,
+    /// The items in at least [`crate::usage::MIN_GENERIC_OUTPUTS`] of them, sorted, each
+    /// ended by a space.
+    items: String,
+    /// Where each item starts in `items`; one more entry, the end.
+    starts: Vec<u32>,
+    /// Each item's count.
+    counts: Vec<u32>,
+    /// The item's [`hash`] to its position.
+    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+}
+
+/// The vocabulary as the file has it.
+#[derive(Clone, Deserialize, serde::Serialize)]
+struct EncodedVocab {
+    outputs: u32,
+    items: String,
+    counts: String,
+}
+
+impl TryFrom<EncodedVocab> for Vocab {
+    type Error = anyhow::Error;
+
+    fn try_from(e: EncodedVocab) -> Result<Vocab> {
+        let counts = decode(&e.counts, u32::from_le_bytes).context("vocabulary counts")?;
+        let items: Vec<&str> = e.items.split_terminator(' ').collect();
+        ensure!(
+            items.len() == counts.len(),
+            "{} vocabulary items for {} counts",
+            items.len(),
+            counts.len()
+        );
+        Vocab::build(e.outputs, items.into_iter().zip(counts))
+    }
+}
+
+impl From<Vocab> for EncodedVocab {
+    fn from(v: Vocab) -> EncodedVocab {
+        let counts: Vec<u8> = v.counts.iter().flat_map(|c| c.to_le_bytes()).collect();
+        EncodedVocab {
+            outputs: v.outputs,
+            items: v.items,
+            counts: base64::engine::general_purpose::STANDARD.encode(counts),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: the index key of an item.
+fn hash(item: &str) -> u64 {
+    item.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Vocab {
+    /// The table of `(item, count)` pairs (items without spaces, each once).
+    pub fn new<S: AsRef<str>>(outputs: u32, df: impl IntoIterator<Item = (S, u32)>) -> Result<Vocab> {
+        let mut pairs: Vec<(S, u32)> = df.into_iter().collect();
+        pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        Vocab::build(outputs, pairs.iter().map(|(s, n)| (s.as_ref(), *n)))
+    }
+
+    fn build<'a>(outputs: u32, sorted: impl ExactSizeIterator<Item = (&'a str, u32)>) -> Result<Vocab> {
+        let n = sorted.len();
+        let mut v = Vocab {
+            outputs,
+            starts: Vec::with_capacity(n + 1),
+            counts: Vec::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+            ..Vocab::default()
+        };
+        for (position, (item, count)) in sorted.enumerate() {
+            ensure!(!item.is_empty() && !item.contains(' '), "bad vocabulary item {item:?}");
+            v.starts.push(v.items.len() as u32);
+            v.items.push_str(item);
+            v.items.push(' ');
+            v.counts.push(count);
+            let clash = v.index.insert(hash(item), position as u32);
+            ensure!(clash.is_none(), "vocabulary items {item:?} and another share a hash");
+        }
+        v.starts.push(v.items.len() as u32);
+        Ok(v)
+    }
+
+    /// Every `(item, count)`, sorted by item.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.starts.windows(2).zip(&self.counts).map(|(w, &n)| {
+            (&self.items[w[0] as usize..w[1] as usize - 1], n)
+        })
+    }
+
     /// The outputs `item` occurs in (0 when it is not in the table: it is rare).
     pub fn df(&self, item: &str) -> u32 {
-        self.df.get(item).copied().unwrap_or(0)
+        let Some(&position) = self.index.get(&hash(item)) else {
+            return 0;
+        };
+        let p = position as usize;
+        let found = &self.items[self.starts[p] as usize..self.starts[p + 1] as usize - 1];
+        if found == item { self.counts[p] } else { 0 }
     }
 
     /// Whether `item` is generic: in at least [`crate::usage::GENERIC_DF`] of the outputs,
@@ -273,6 +386,24 @@ mod tests {
     }
 
     static TWO_TREES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| two_trees(1, 1));
+
+    #[test]
+    fn the_vocabulary_round_trips_and_finds_only_its_items() {
+        let v = Vocab::new(10, [("self", 9), ("return", 7), ("abc", 1)]).unwrap();
+        assert_eq!((v.df("self"), v.df("return"), v.df("abc")), (9, 7, 1));
+        assert_eq!((v.df("ab"), v.df("abcd"), v.df("")), (0, 0, 0));
+        assert!(v.is_generic("self") == (9 >= crate::usage::MIN_GENERIC_OUTPUTS));
+        assert_eq!(v.iter().collect::<Vec<_>>(), [("abc", 1), ("return", 7), ("self", 9)]);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["items"], "abc return self ");
+        let back: Vocab = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.iter().collect::<Vec<_>>(), v.iter().collect::<Vec<_>>());
+        assert_eq!(back.outputs, 10);
+        let mut short = json;
+        short["counts"] = encode(&[1u32, 2], u32::to_le_bytes).into();
+        assert!(serde_json::from_value::<Vocab>(short).is_err());
+        assert!(Vocab::new(1, [("a b", 1)]).is_err());
+    }
 
     #[test]
     fn predicts_the_sum_of_leaves() {

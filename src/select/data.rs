@@ -35,13 +35,11 @@ pub fn vocab(all: &[usage::Trajectory]) -> Vocab {
             .map(|s| s.output.as_str()),
     );
     let (df, outputs) = counts.into_parts();
-    Vocab {
+    Vocab::new(
         outputs,
-        df: df
-            .into_iter()
-            .filter(|(_, n)| *n >= usage::MIN_GENERIC_OUTPUTS)
-            .collect(),
-    }
+        df.into_iter().filter(|(_, n)| *n >= usage::MIN_GENERIC_OUTPUTS),
+    )
+    .expect("items have no spaces")
 }
 
 fn rounded(x: &[f32]) -> Vec<Vec<f32>> {
@@ -65,10 +63,7 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
             "features": features::NAMES,
             "train_repos": TRAIN_REPOS,
             // Sorted, so that the same trajectories give the same file.
-            "vocab": {
-                "outputs": vocab.outputs,
-                "df": vocab.df.iter().collect::<std::collections::BTreeMap<_, _>>(),
-            },
+            "vocab": vocab,
         }),
     )?;
     w.write_all(b"\n")?;

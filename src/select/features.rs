@@ -518,12 +518,7 @@ mod tests {
     #[test]
     fn fresh_items_are_new_and_not_generic() {
         let text = "==== FAILURES ====\n  File \"/testbed/pkg/core.py\", line 3, in parse_header\n  File \"/usr/lib/python3.9/site-packages/x.py\", line 9\nsrc/a.py:1:return parse_header(raw_bytes)\nsrc/a.py:2:return self\n==== short test summary info ====\nValueError: raw_bytes";
-        let mut vocab = Vocab {
-            outputs: 100,
-            ..Vocab::default()
-        };
-        vocab.df.insert("return".into(), 50);
-        vocab.df.insert("src".into(), 50);
+        let vocab = Vocab::new(100, [("return", 50), ("src", 50)]).unwrap();
         let f = extract(
             text,
             &line_tokens(text),
