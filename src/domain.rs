@@ -569,13 +569,18 @@ static SEARCH_LINE: LazyLock<Regex> =
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
-    // Every match holds `:` and a digit: without one, no need to compile the pattern.
-    if !head.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit()) {
+    if !may_hold_search_lines(head) {
         return false;
     }
     let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
     let hits = lines.iter().filter(|l| SEARCH_LINE.is_match(l)).count();
     hits >= 3 && hits * 10 >= lines.len() * 6
+}
+
+/// False only when no line of `text` can match [`SEARCH_LINE`]: every match holds `:` and
+/// a digit. Without one, the pattern need not be compiled.
+fn may_hold_search_lines(text: &str) -> bool {
+    text.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit())
 }
 
 static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
@@ -592,6 +597,13 @@ const LOG_WORDS: &[&str] = &[
     "installing", "collecting", "building", "fetching", "updating", "resolving", "checking",
 ];
 
+/// False only when no line of `text` can match [`LOG_LINE`]: it has neither a date nor one
+/// of [`LOG_WORDS`]. Then the pattern need not be compiled.
+fn may_hold_log_lines(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    LOG_WORDS.iter().any(|w| lower.contains(w)) || has_date_part(text)
+}
+
 /// Whether `text` has `NN-NN`, the middle of a `YYYY-MM-DD` date.
 fn has_date_part(text: &str) -> bool {
     text.as_bytes().windows(5).any(|w| {
@@ -605,9 +617,7 @@ fn has_date_part(text: &str) -> bool {
 
 /// At least 5 lines and 30% of non-empty lines look like log or build lines.
 fn looks_like_log(head: &str) -> bool {
-    // Without a date or one of the words, no line can match: no need to compile the pattern.
-    let lower = head.to_ascii_lowercase();
-    if !LOG_WORDS.iter().any(|w| lower.contains(w)) && !has_date_part(head) {
+    if !may_hold_log_lines(head) {
         return false;
     }
     let lines: Vec<&str> = head.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -619,24 +629,10 @@ fn looks_like_log(head: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The text of every dev-corpus record, and every line of them.
-    fn corpus_texts() -> Vec<String> {
-        use std::io::BufRead;
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("training/data/dev.jsonl.gz");
-        let file = std::fs::File::open(path).expect("the dev corpus ships in training/data");
-        std::io::BufReader::new(flate2::read::GzDecoder::new(file))
-            .lines()
-            .map(|line| {
-                let record: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-                record["text"].as_str().unwrap_or("").to_string()
-            })
-            .collect()
-    }
-
     #[test]
     fn the_literal_gates_never_hide_a_match() {
         let mut matched = [0usize; 6];
-        for text in corpus_texts() {
+        for (_, text) in crate::passes::invariants::corpus() {
             let head = head(&text);
             for (k, gated) in [&TEST_RUN, &ERROR_TRACE, &RUSTC_ERROR, &DIFF].into_iter().enumerate() {
                 if gated.regex.is_match(head) {
@@ -644,9 +640,8 @@ mod tests {
                     assert!(gated.may_match(head), "gate {k} hides a match in {head:?}");
                 }
             }
-            let lower = head.to_ascii_lowercase();
-            let log_gate = LOG_WORDS.iter().any(|w| lower.contains(w)) || has_date_part(head);
-            let search_gate = head.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit());
+            let log_gate = may_hold_log_lines(head);
+            let search_gate = may_hold_search_lines(head);
             for line in head.lines() {
                 if LOG_LINE.is_match(line) {
                     matched[4] += 1;

@@ -485,9 +485,13 @@ pub fn evaluate(pairs: &[Pair], scorer: Option<&dyn Scorer>) -> Vec<Scored> {
     // every pair's domain, including those where it is off by default.
     let mut config = Config::default();
     for &domain in Domain::ALL {
-        config
-            .domains
-            .insert(domain, crate::domain::Settings { model: true, ..domain.settings() });
+        config.domains.insert(
+            domain,
+            crate::domain::Settings {
+                model: true,
+                ..domain.settings()
+            },
+        );
     }
     let run = |pair: &Pair, unprotected: bool| {
         let request = Request {

@@ -169,7 +169,8 @@ pub fn handle(
 /// `kompress run` (the PreToolUse rewrite among others) has already compressed its output.
 /// Compressing either again would loop or shorten twice.
 static KOMPRESS_ITSELF: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?:^|[[:space:];&|(/'"`])kompress['"]?[[:space:]]+(show|run)(?-u:\b)"#).expect("valid regex")
+    Regex::new(r#"(?:^|[[:space:];&|(/'"`])kompress['"]?[[:space:]]+(show|run)(?-u:\b)"#)
+        .expect("valid regex")
 });
 
 /// [`handle`], with session memory when `local` is given.

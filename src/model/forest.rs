@@ -71,8 +71,7 @@ fn decode<T, const N: usize>(text: &str, value: fn([u8; N]) -> T) -> Result<Vec<
         .collect())
 }
 
-/// The file's encoding of one array: what `training/line_model.py` writes (and the tests).
-#[cfg(test)]
+/// The file's encoding of one array: what `training/line_model.py` writes.
 fn encode<T: Copy, const N: usize>(values: &[T], bytes: fn(T) -> [u8; N]) -> String {
     let raw: Vec<u8> = values.iter().flat_map(|&v| bytes(v)).collect();
     base64::engine::general_purpose::STANDARD.encode(raw)
@@ -151,9 +150,10 @@ struct File {
 /// read the same table.
 ///
 /// In the file: `{"outputs": N, "items": "a b …", "counts": base64 of u32 LE}`, the
-/// items sorted and separated by spaces (items are words: they hold none). Read as a JSON object of 4,500 items it took over 1 ms of every hook call
-/// that selects lines; this way loading is one string and an index of 64-bit hashes, each
-/// hit checked against the item itself.
+/// items sorted and separated by spaces (items are words: they hold none). Read as a JSON
+/// object of 4,500 items it took over 1 ms of every hook call that selects lines; this way
+/// loading is one string and an index of 64-bit hashes, each hit checked against the item
+/// itself.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(try_from = "EncodedVocab", into = "EncodedVocab")]
 pub struct Vocab {
@@ -196,11 +196,10 @@ impl TryFrom<EncodedVocab> for Vocab {
 
 impl From<Vocab> for EncodedVocab {
     fn from(v: Vocab) -> EncodedVocab {
-        let counts: Vec<u8> = v.counts.iter().flat_map(|c| c.to_le_bytes()).collect();
         EncodedVocab {
             outputs: v.outputs,
+            counts: encode(&v.counts, u32::to_le_bytes),
             items: v.items,
-            counts: base64::engine::general_purpose::STANDARD.encode(counts),
         }
     }
 }
@@ -230,13 +229,19 @@ impl std::hash::Hasher for Prehashed {
 
 impl Vocab {
     /// The table of `(item, count)` pairs (items without spaces, each once).
-    pub fn new<S: AsRef<str>>(outputs: u32, df: impl IntoIterator<Item = (S, u32)>) -> Result<Vocab> {
+    pub fn new<S: AsRef<str>>(
+        outputs: u32,
+        df: impl IntoIterator<Item = (S, u32)>,
+    ) -> Result<Vocab> {
         let mut pairs: Vec<(S, u32)> = df.into_iter().collect();
         pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
         Vocab::build(outputs, pairs.iter().map(|(s, n)| (s.as_ref(), *n)))
     }
 
-    fn build<'a>(outputs: u32, sorted: impl ExactSizeIterator<Item = (&'a str, u32)>) -> Result<Vocab> {
+    fn build<'a>(
+        outputs: u32,
+        sorted: impl ExactSizeIterator<Item = (&'a str, u32)>,
+    ) -> Result<Vocab> {
         let n = sorted.len();
         let mut v = Vocab {
             outputs,
@@ -246,13 +251,19 @@ impl Vocab {
             ..Vocab::default()
         };
         for (position, (item, count)) in sorted.enumerate() {
-            ensure!(!item.is_empty() && !item.contains(' '), "bad vocabulary item {item:?}");
+            ensure!(
+                !item.is_empty() && !item.contains(' '),
+                "bad vocabulary item {item:?}"
+            );
             v.starts.push(v.items.len() as u32);
             v.items.push_str(item);
             v.items.push(' ');
             v.counts.push(count);
             let clash = v.index.insert(hash(item), position as u32);
-            ensure!(clash.is_none(), "vocabulary items {item:?} and another share a hash");
+            ensure!(
+                clash.is_none(),
+                "vocabulary items {item:?} and another share a hash"
+            );
         }
         v.starts.push(v.items.len() as u32);
         Ok(v)
@@ -260,9 +271,10 @@ impl Vocab {
 
     /// Every `(item, count)`, sorted by item.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.starts.windows(2).zip(&self.counts).map(|(w, &n)| {
-            (&self.items[w[0] as usize..w[1] as usize - 1], n)
-        })
+        self.starts
+            .windows(2)
+            .zip(&self.counts)
+            .map(|(w, &n)| (&self.items[w[0] as usize..w[1] as usize - 1], n))
     }
 
     /// The outputs `item` occurs in (0 when it is not in the table: it is rare).
@@ -393,11 +405,17 @@ mod tests {
         assert_eq!((v.df("self"), v.df("return"), v.df("abc")), (9, 7, 1));
         assert_eq!((v.df("ab"), v.df("abcd"), v.df("")), (0, 0, 0));
         assert!(v.is_generic("self") == (9 >= crate::usage::MIN_GENERIC_OUTPUTS));
-        assert_eq!(v.iter().collect::<Vec<_>>(), [("abc", 1), ("return", 7), ("self", 9)]);
+        assert_eq!(
+            v.iter().collect::<Vec<_>>(),
+            [("abc", 1), ("return", 7), ("self", 9)]
+        );
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["items"], "abc return self ");
         let back: Vocab = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(back.iter().collect::<Vec<_>>(), v.iter().collect::<Vec<_>>());
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            v.iter().collect::<Vec<_>>()
+        );
         assert_eq!(back.outputs, 10);
         let mut short = json;
         short["counts"] = encode(&[1u32, 2], u32::to_le_bytes).into();

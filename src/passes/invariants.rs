@@ -72,7 +72,7 @@ fn samples() -> Vec<Sample> {
 }
 
 /// Every `text` of the dev corpus, plus the raw cargo outputs; empty when absent.
-fn corpus() -> Vec<(String, String)> {
+pub(crate) fn corpus() -> Vec<(String, String)> {
     let dir = corpus_dir();
     let mut texts = Vec::new();
     if let Ok(file) = std::fs::File::open(dir.join("dev.jsonl.gz")) {

@@ -17,7 +17,7 @@ pub mod ansi;
 pub mod blank;
 pub mod elide;
 #[cfg(test)]
-mod invariants;
+pub(crate) mod invariants;
 pub mod json;
 mod lines;
 pub mod lists;

@@ -141,11 +141,14 @@ static GO_RESULT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[[:space:]]*--- (PASS|SKIP): (\S+)").expect("valid regex"));
 
 static GO_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[[:space:]]*=== (?:RUN|PAUSE|CONT|NAME)[[:space:]]+(\S+)[[:space:]]*$").expect("valid regex")
+    Regex::new(r"^[[:space:]]*=== (?:RUN|PAUSE|CONT|NAME)[[:space:]]+(\S+)[[:space:]]*$")
+        .expect("valid regex")
 });
 
-static JS_FILE_PASS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[[:space:]]*PASS[[:space:]]+\S+\.[[:word:]]+(?:[[:space:]].*)?$").expect("valid regex"));
+static JS_FILE_PASS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[[:space:]]*PASS[[:space:]]+\S+\.[[:word:]]+(?:[[:space:]].*)?$")
+        .expect("valid regex")
+});
 
 static UNITTEST_HEADER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[[:word:]]+ \([[:word:].]+\)$").expect("valid regex"));
@@ -164,8 +167,9 @@ static JS_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A per-test `... ok` line that names itself as one without a summary around it:
 /// unittest's `test_x (mod.Class)`, libtest's `test path`.
-static NAMED_TEST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:[[:word:]]+ \([[:word:].]+\)|test \S+) ").expect("valid regex"));
+static NAMED_TEST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[[:word:]]+ \([[:word:].]+\)|test \S+) ").expect("valid regex")
+});
 
 /// Which summaries the text has: they make the looser line patterns safe to fold.
 #[derive(Clone, Copy, Default)]

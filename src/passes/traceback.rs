@@ -45,8 +45,9 @@ use super::lines::{self, Line, Out};
 // ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`, `(?-u:\b)`): the Unicode ones cost
 // ms to compile on every hook call that reaches these patterns (see `crate::domain`).
 /// A Python frame line: `  File "path", line 12, in name`.
-static PY_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"^[ \t]*File ".*", line [0-9]+, in \S.*$"#).expect("valid regex"));
+static PY_FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^[ \t]*File ".*", line [0-9]+, in \S.*$"#).expect("valid regex")
+});
 
 /// pytest's short traceback frame: `django/db/utils.py:219: in __iter__`.
 static PYTEST_FRAME: LazyLock<Regex> =
@@ -54,14 +55,18 @@ static PYTEST_FRAME: LazyLock<Regex> =
 
 /// A frame of Python's frozen import system or `-m` runner; captures the module.
 static FROZEN_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^[ \t]*File "<frozen (importlib[[:word:].]*|zipimport|runpy)>", line [0-9]+, in \S.*$"#)
-        .expect("valid regex")
+    Regex::new(
+        r#"^[ \t]*File "<frozen (importlib[[:word:].]*|zipimport|runpy)>", line [0-9]+, in \S.*$"#,
+    )
+    .expect("valid regex")
 });
 
 /// A Node frame inside Node's own code.
 static NODE_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^[:space:]()]+:[0-9]+:[0-9]+\)?$")
-        .expect("valid regex")
+    Regex::new(
+        r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^[:space:]()]+:[0-9]+:[0-9]+\)?$",
+    )
+    .expect("valid regex")
 });
 
 /// Any JVM or Node frame line (`at x (…)`), to tell where a trace's frames begin.

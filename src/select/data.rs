@@ -37,7 +37,8 @@ pub fn vocab(all: &[usage::Trajectory]) -> Vocab {
     let (df, outputs) = counts.into_parts();
     Vocab::new(
         outputs,
-        df.into_iter().filter(|(_, n)| *n >= usage::MIN_GENERIC_OUTPUTS),
+        df.into_iter()
+            .filter(|(_, n)| *n >= usage::MIN_GENERIC_OUTPUTS),
     )
     .expect("items have no spaces")
 }

@@ -16,7 +16,8 @@ use crate::usage;
 
 /// A file path with an extension: `src/a/b.py`, `./x/y.rs`.
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}(?-u:\b)").expect("valid regex")
+    Regex::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}(?-u:\b)")
+        .expect("valid regex")
 });
 /// pytest's `==== FAILURES ====` and `==== ERRORS ====`: a failure section starts.
 static FAILURE_HEADER: LazyLock<Regex> =
