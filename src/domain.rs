@@ -9,9 +9,10 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
 
 use crate::passes::Pass;
@@ -225,31 +226,60 @@ fn head(text: &str) -> &str {
     }
 }
 
+/// A detection pattern, compiled on first use.
+///
 /// Detection runs on every Bash output, so its patterns are compiled in every hook process.
-/// Built lean (no full or one-pass DFA, no backtracker, no literal prefilter: the lazy DFA
-/// alone, which still scans a 400-line head in microseconds), the six of them compile in
-/// about 0.9 ms instead of 2.1 ms, measured one after the other in one process.
-fn lean(pattern: &str) -> Regex {
+/// They are built lean (no full or one-pass DFA, no backtracker, no literal prefilter: the
+/// lazy DFA alone, which still scans a 400-line head in microseconds) and over bytes, with
+/// ASCII classes: `.`, `\S` and `[^...]` over Unicode text compile into UTF-8 automata,
+/// which made up most of a detecting hook call's work. Detection only asks whether a
+/// pattern matches, its patterns' literals are ASCII, and a test checks on the corpus that
+/// the byte and Unicode builds agree.
+struct Pattern {
+    source: &'static str,
+    regex: OnceLock<Regex>,
+}
+
+impl Pattern {
+    const fn new(source: &'static str) -> Pattern {
+        Pattern {
+            source,
+            regex: OnceLock::new(),
+        }
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        self.regex
+            .get_or_init(|| compile(self.source, false))
+            .is_match(text)
+    }
+}
+
+/// `source` built lean, over bytes with ASCII classes, or (`unicode`) over Unicode text.
+fn compile(source: &str, unicode: bool) -> Regex {
     let config = meta::Config::new()
         .dfa(false)
         .onepass(false)
         .backtrack(false)
-        .auto_prefilter(false);
-    Regex::builder().configure(config).build(pattern).expect("valid regex")
+        .auto_prefilter(false)
+        .utf8_empty(unicode);
+    Regex::builder()
+        .configure(config)
+        .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
+        .build(source)
+        .expect("valid regex")
 }
 
-// The content regexes below use ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`) and
-// scope `(?i)` to their keywords: the Unicode `\w`, `\d` and `\s`, and case folding over a
-// whole pattern, made compiling them several ms of every hook that detects a domain, for
-// signals (stack frames, test names, log prefixes) that are ASCII in practice.
+// The patterns below scope `(?i)` to their keywords: case folding over a whole pattern
+// costs compile time for signals (stack frames, test names, log prefixes) that are ASCII.
 /// A detection pattern behind a literal test. Compiling a pattern costs more than the rest
-/// of most hook calls (about 1 ms for these, lean), and most outputs hold none of the
-/// literals a pattern needs, so most hook calls never compile it.
+/// of most hook calls, and most outputs hold none of the literals a pattern needs, so most
+/// hook calls never compile it.
 struct Gated {
     /// Every match of the pattern holds one of these. One that starts with `\n` stands
     /// for a line start: it may also begin the text.
     needles: &'static [&'static str],
-    regex: LazyLock<Regex>,
+    pattern: Pattern,
 }
 
 impl Gated {
@@ -262,7 +292,7 @@ impl Gated {
     }
 
     fn is_match(&self, text: &str) -> bool {
-        self.may_match(text) && self.regex.is_match(text)
+        self.may_match(text) && self.pattern.is_match(text)
     }
 }
 
@@ -278,8 +308,7 @@ static ERROR_TRACE: Gated = Gated {
         "Error: ",
         "Exception: ",
     ],
-    regex: LazyLock::new(|| {
-        lean(concat!(
+    pattern: Pattern::new(concat!(
         r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
         r"Traceback \(most recent call last\):",
         r"|error\[E[0-9]{4}\]",
@@ -288,15 +317,12 @@ static ERROR_TRACE: Gated = Gated {
         r"|[[:space:]]+at [[:word:]$.<>]+\([[:word:]$.]+\.(?:java|kt|scala):[0-9]+\)",
         r"|[[:word:]]*(?:Error|Exception): .*\n[[:space:]]+at ",
         r")"
-    ))
-    }),
+    )),
 };
 
 static RUSTC_ERROR: Gated = Gated {
     needles: &["--> ", "error: could not compile"],
-    regex: LazyLock::new(|| {
-        lean(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile")
-    }),
+    pattern: Pattern::new(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile"),
 };
 
 static TEST_RUN: Gated = Gated {
@@ -316,8 +342,7 @@ static TEST_RUN: Gated = Gated {
         "failed",
         " ... ",
     ],
-    regex: LazyLock::new(|| {
-        lean(concat!(
+    pattern: Pattern::new(concat!(
         r"(?m)^(?:",
         r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
         r"|running [0-9]+ tests?$",
@@ -328,15 +353,12 @@ static TEST_RUN: Gated = Gated {
         r"|Tests?:[[:space:]]+[0-9]+ (?:passed|failed)",
         r"|test_[[:word:]]+ \([[:word:].]+\) \.\.\. ",
         r")"
-    ))
-    }),
+    )),
 };
 
 static DIFF: Gated = Gated {
     needles: &["diff -", "\n+++ ", "@@ -"],
-    regex: LazyLock::new(|| {
-        lean(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
-    }),
+    pattern: Pattern::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)"),
 };
 
 /// Content that names its own domain, whatever command printed it.
@@ -563,9 +585,8 @@ fn looks_like_json(text: &str) -> bool {
         && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
 }
 
-static SEARCH_LINE: LazyLock<Regex> =
-    // The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
-    LazyLock::new(|| lean(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]"));
+// The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
+static SEARCH_LINE: Pattern = Pattern::new(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]");
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
@@ -583,12 +604,10 @@ fn may_hold_search_lines(text: &str) -> bool {
     text.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit())
 }
 
-static LOG_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    lean(concat!(
-        r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i-u:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
-        r"|[[:space:]]*(?i-u:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
-    ))
-});
+static LOG_LINE: Pattern = Pattern::new(concat!(
+    r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i-u:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
+    r"|[[:space:]]*(?i-u:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
+));
 
 /// The words [`LOG_LINE`] matches, lowercase: a line it matches holds one of them (in any
 /// case) or a date.
@@ -630,12 +649,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_patterns_agree_with_unicode_ones() {
+        let all = [&TEST_RUN.pattern, &ERROR_TRACE.pattern, &RUSTC_ERROR.pattern, &DIFF.pattern];
+        let unicode: Vec<Regex> = all.iter().map(|p| compile(p.source, true)).collect();
+        let (search, log) = (compile(SEARCH_LINE.source, true), compile(LOG_LINE.source, true));
+        let mut texts: Vec<String> =
+            crate::passes::invariants::corpus().into_iter().map(|(_, text)| text).collect();
+        // Non-ASCII around the patterns' ASCII parts.
+        texts.push("ünï: x\n  at «q».run(Main.java:3)\nÄError: é\n\tat x\n".into());
+        texts.push("src/ä.rs:12:fn\nβ/γ.py:3-x\n[ℹ]2026-01-02T03:04 ok\n".into());
+        for text in &texts {
+            let head = head(text);
+            for (pattern, unicode) in all.iter().zip(&unicode) {
+                assert_eq!(pattern.is_match(head), unicode.is_match(head), "{}", pattern.source);
+            }
+            for line in head.lines() {
+                assert_eq!(SEARCH_LINE.is_match(line), search.is_match(line), "{line:?}");
+                assert_eq!(LOG_LINE.is_match(line), log.is_match(line), "{line:?}");
+            }
+        }
+    }
+
+    #[test]
     fn the_literal_gates_never_hide_a_match() {
         let mut matched = [0usize; 6];
         for (_, text) in crate::passes::invariants::corpus() {
             let head = head(&text);
             for (k, gated) in [&TEST_RUN, &ERROR_TRACE, &RUSTC_ERROR, &DIFF].into_iter().enumerate() {
-                if gated.regex.is_match(head) {
+                if gated.pattern.is_match(head) {
                     matched[k] += 1;
                     assert!(gated.may_match(head), "gate {k} hides a match in {head:?}");
                 }

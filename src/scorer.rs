@@ -37,7 +37,7 @@ pub trait Scorer: Send + Sync {
 }
 
 /// The line model's file in a model directory.
-pub const LINES_FILE: &str = "lines.json";
+pub const LINES_FILE: &str = "lines.bin";
 
 /// Scores every word the same: a deterministic stand-in for tests of the model pass.
 #[derive(Clone, Copy, Debug)]
@@ -136,14 +136,14 @@ impl Scorer for LazyModel {
         format!("model at {} ({})", self.dir.display(), self.source_name())
     }
 
-    /// `lines.json` of the model directory, read on first use; missing or unusable: no
+    /// `lines.bin` of the model directory, read on first use; missing or unusable: no
     /// line model (logged), the rules' output stands.
     fn lines(&self) -> Option<&Forest> {
         self.lines
             .get_or_init(|| {
                 let path = self.dir.join(LINES_FILE);
                 let bytes = std::fs::read(&path).ok()?;
-                match Forest::from_json(&bytes, crate::select::features::NAMES) {
+                match Forest::from_packed(&bytes, crate::select::features::NAMES) {
                     Ok(forest) => Some(forest),
                     Err(e) => {
                         crate::log::write(&format!("line model {} skipped: {e:#}", path.display()));

@@ -1,6 +1,6 @@
 """What bounds the line model, measured on the held-out repositories of the line data.
 
-    python training/line_analysis.py --data training/runs/lines/lines.jsonl [--model model/lines.json]
+    python training/line_analysis.py --data training/runs/lines/lines.jsonl [--model training/runs/lines/lines.json]
 
 - **Recall over what**: used items per domain, so that recall over all outputs (reads kept
   whole) and over non-read outputs can be told apart.

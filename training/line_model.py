@@ -3,8 +3,10 @@
 Reads the line data `kompress model line-data` writes (features and use labels of every
 line of every trajectory step, computed by the runtime's own Rust code), trains a LightGBM
 binary classifier on first occurrences of used items (`first_occurrences`), calibrates the
-price of a used item, and writes `lines.json` (the forest format `src/model/forest.rs`
-reads, with the item table the features need).
+price of a used item, and writes `lines.json` (the JSON forest format of
+`src/model/forest.rs`, with the item table the features need), which `kompress model
+pack-lines` packs into the `lines.bin` that ships in model/ (`training/train.sh --lines`
+does both).
 
 Split by repository, never by step: the model trains on the repositories the data's header
 names (`TRAIN_REPOS` in src/select/data.rs); the price (how many tokens a used item is
@@ -16,7 +18,7 @@ model/MODEL_CARD.md). Calibrating on a repository of its own (matplotlib, traini
 django alone) was tried with the previous features: held-out recall 0.978 at 13.6%
 reduction, against 0.980 at 15.3% this way.
 
-    python training/line_model.py --data lines.jsonl --out model/lines.json
+    python training/line_model.py --data lines.jsonl --out training/runs/lines/lines.json
 """
 
 import argparse

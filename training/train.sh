@@ -6,7 +6,8 @@
 #   training/train.sh --ship             # full run, then `kompress model convert` into model/
 #   training/train.sh --setup-only       # only make the venv and the release binary
 #   training/train.sh --lines [--ship]   # the line model (~2 min): line data from the
-#                                        # trajectories, LightGBM, prices; --ship: into model/
+#                                        # trajectories, LightGBM, prices, packed into
+#                                        # lines.bin; --ship: into model/
 #
 # Needs cargo, python3 (3.10 or newer, with its venv module: `apt-get install python3-venv`
 # on Debian/Ubuntu) and, the first time, PyPI.
@@ -85,9 +86,11 @@ if [[ $lines == 1 ]]; then
     --trajectories training/data/trajectories-dev.jsonl.gz --out "$out/lines.jsonl"
   say "training the line model: $PYTHON training/line_model.py"
   "$PYTHON" training/line_model.py --data "$out/lines.jsonl" --out "$out/lines.json"
+  say "packing it: target/release/kompress model pack-lines"
+  target/release/kompress model pack-lines --from "$out/lines.json" --out "$out/lines.bin"
   if [[ " ${args[*]-} " == *" --ship "* ]]; then
-    cp "$out/lines.json" model/lines.json
-    say "shipped: model/lines.json ($(wc -c <model/lines.json) bytes)"
+    cp "$out/lines.bin" model/lines.bin
+    say "shipped: model/lines.bin ($(wc -c <model/lines.bin) bytes)"
   fi
   say "measure it: target/release/kompress eval --trajectories training/data/trajectories-dev.jsonl.gz"
   exit 0

@@ -250,7 +250,7 @@ pub fn info(dir: &Path) -> Result<serde_json::Value> {
     let lines_path = dir.join(crate::scorer::LINES_FILE);
     let lines = match std::fs::read(&lines_path) {
         Err(_) => json!(null),
-        Ok(bytes) => match super::forest::Forest::from_json(&bytes, crate::select::features::NAMES) {
+        Ok(bytes) => match super::forest::Forest::from_packed(&bytes, crate::select::features::NAMES) {
             Ok(f) => json!({
                 "file": crate::scorer::LINES_FILE,
                 "bytes": bytes.len(),
@@ -324,7 +324,7 @@ pub fn info_text(v: &serde_json::Value) -> String {
     }
     let l = &v["lines"];
     if l.is_null() {
-        s.push_str("line model  none (no lines.json): no whole lines are dropped\n");
+        s.push_str("line model  none (no lines.bin): no whole lines are dropped\n");
     } else if let Some(e) = l["error"].as_str() {
         s.push_str(&format!("line model  unusable: {e}\n"));
     } else {
@@ -369,6 +369,16 @@ pub enum ModelCommand {
         /// Whole agent trajectories (`.jsonl` or `.jsonl.gz`).
         #[arg(long, value_name = "FILE")]
         trajectories: std::path::PathBuf,
+    },
+    /// Pack a line model trained by `training/line_model.py` (JSON) into the file kompress
+    /// loads (`lines.bin` of a model directory).
+    PackLines {
+        /// The trained forest (`training/runs/lines/lines.json`).
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
+        /// Where to write the packed file.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
     /// Write the line model's training data: features and use labels of every line of a
     /// trajectories file's step outputs (see `training/line_model.py`).
@@ -416,6 +426,23 @@ pub fn main(command: ModelCommand) -> Result<()> {
                 Rules { patch: false, ..d },
             ];
             print!("{}", line_use_table(&all, &rules, crate::select::data::MIN_CHARS));
+        }
+        ModelCommand::PackLines { from, out } => {
+            let bytes = std::fs::read(&from)
+                .with_context(|| format!("cannot read {}", from.display()))?;
+            let forest = super::forest::Forest::from_json(&bytes, crate::select::features::NAMES)
+                .with_context(|| format!("{} is not a usable line model", from.display()))?;
+            let packed = forest.to_packed();
+            std::fs::write(&out, &packed)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "{}: {} trees, {} items, {} bytes (from {} bytes of JSON)",
+                out.display(),
+                forest.trees(),
+                forest.vocab.iter().count(),
+                packed.len(),
+                bytes.len()
+            );
         }
         ModelCommand::LineData { trajectories, out } => {
             crate::select::data::write(&trajectories, &out)?;

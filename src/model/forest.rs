@@ -1,24 +1,30 @@
 //! A gradient-boosted tree ensemble: the line model's runtime.
 //!
-//! The file (`model/lines.json`, written by `training/line_model.py` from a LightGBM
-//! booster) names its features, so a binary whose feature extractor differs refuses it
-//! instead of scoring garbage. Each tree is flat arrays: node `i` sends `x` left when
+//! Training (`training/line_model.py`, from a LightGBM booster) writes JSON
+//! ([`Forest::from_json`]); `kompress model pack-lines` packs it into the file that ships,
+//! `model/lines.bin` ([`Forest::to_packed`], [`Forest::from_packed`]). Both name their
+//! features, so a binary whose feature extractor differs refuses them instead of scoring
+//! garbage. Each tree is flat arrays: node `i` sends `x` left when
 //! `x[feature[i]] <= threshold[i]`; a child `c >= 0` is a node, `c < 0` the leaf `-c - 1`.
 //! The score is the logistic of the sum of the leaves plus `base`.
 //!
-//! In the file each array is the base64 of its little-endian values (`f` u16, `t` and `v`
-//! f32, `l` and `r` i32). Every hook call that selects lines reads the file, and parsing the
-//! shipped forest's 37,000 numbers as JSON took about 2 ms of it.
+//! In the JSON each array is the base64 of its little-endian values (`f` u16, `t` and `v`
+//! f32, `l` and `r` i32). Every hook call that selects lines loads the model, and reading
+//! that JSON (trees and item table) took 1.3 ms of it; the packed file is a small JSON
+//! header and the same arrays as raw little-endian values, the item table's hash index
+//! included, so loading it is copying them.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
 use serde::Deserialize;
 
-/// The format name the file must carry.
+/// The format name the JSON file must carry.
 pub const FORMAT: &str = "kompress-line-forest-2";
+
+/// The first bytes of a packed file.
+pub const PACKED_MAGIC: &[u8] = b"kompress-line-forest-packed-1\n";
 
 /// One tree, as flat arrays.
 #[derive(Clone, Debug, Deserialize)]
@@ -77,58 +83,6 @@ fn encode<T: Copy, const N: usize>(values: &[T], bytes: fn(T) -> [u8; N]) -> Str
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
-impl Tree {
-    fn eval(&self, x: &[f32]) -> f32 {
-        if self.feature.is_empty() {
-            return self.leaf.first().copied().unwrap_or(0.0);
-        }
-        let mut node = 0usize;
-        loop {
-            let go_left = x[self.feature[node] as usize] <= self.threshold[node];
-            let next = if go_left {
-                self.left[node]
-            } else {
-                self.right[node]
-            };
-            if next < 0 {
-                return self.leaf[(-next - 1) as usize];
-            }
-            node = next as usize;
-        }
-    }
-
-    fn check(&self, features: usize) -> Result<()> {
-        let nodes = self.feature.len();
-        ensure!(
-            self.threshold.len() == nodes && self.left.len() == nodes && self.right.len() == nodes,
-            "tree arrays differ in length"
-        );
-        ensure!(!self.leaf.is_empty(), "tree without leaves");
-        ensure!(
-            nodes == 0 || nodes + 1 == self.leaf.len(),
-            "a binary tree has one leaf more than nodes"
-        );
-        for i in 0..nodes {
-            ensure!(
-                (self.feature[i] as usize) < features,
-                "feature index out of range"
-            );
-            for child in [self.left[i], self.right[i]] {
-                if child >= 0 {
-                    // Children come after their parent: no cycles.
-                    ensure!(
-                        (child as usize) > i && (child as usize) < nodes,
-                        "bad child index"
-                    );
-                } else {
-                    ensure!(((-child - 1) as usize) < self.leaf.len(), "bad leaf index");
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct File {
     format: String,
@@ -149,11 +103,10 @@ struct File {
 /// training trajectories and carried into the model file, so that training and run time
 /// read the same table.
 ///
-/// In the file: `{"outputs": N, "items": "a b …", "counts": base64 of u32 LE}`, the
-/// items sorted and separated by spaces (items are words: they hold none). Read as a JSON
-/// object of 4,500 items it took over 1 ms of every hook call that selects lines; this way
-/// loading is one string and an index of 64-bit hashes, each hit checked against the item
-/// itself.
+/// In JSON: `{"outputs": N, "items": "a b …", "counts": base64 of u32 LE}`, the items
+/// sorted and separated by spaces (items are words: they hold none). Lookups go through an
+/// open-addressing table of [`hash`]es, built once and packed with the model, each hit
+/// checked against the item itself.
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(try_from = "EncodedVocab", into = "EncodedVocab")]
 pub struct Vocab {
@@ -166,8 +119,9 @@ pub struct Vocab {
     starts: Vec<u32>,
     /// Each item's count.
     counts: Vec<u32>,
-    /// The item's [`hash`] to its position.
-    index: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// A power-of-two table: slot `hash(item) & (len - 1)`, or the next free one after it
+    /// (wrapping), holds the item's position + 1; 0 is free. At least one slot is free.
+    slots: Vec<u32>,
 }
 
 /// The vocabulary as the file has it.
@@ -211,22 +165,6 @@ fn hash(item: &str) -> u64 {
     })
 }
 
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 impl Vocab {
     /// The table of `(item, count)` pairs (items without spaces, each once).
     pub fn new<S: AsRef<str>>(
@@ -247,44 +185,82 @@ impl Vocab {
             outputs,
             starts: Vec::with_capacity(n + 1),
             counts: Vec::with_capacity(n),
-            index: HashMap::with_capacity_and_hasher(n, BuildHasherDefault::default()),
+            slots: vec![0; (2 * n + 1).next_power_of_two()],
             ..Vocab::default()
         };
+        let mask = v.slots.len() - 1;
+        let mut previous: Option<&str> = None;
         for (position, (item, count)) in sorted.enumerate() {
             ensure!(
                 !item.is_empty() && !item.contains(' '),
                 "bad vocabulary item {item:?}"
             );
+            ensure!(
+                previous.is_none_or(|p| p < item),
+                "vocabulary items are not sorted and distinct at {item:?}"
+            );
+            previous = Some(item);
             v.starts.push(v.items.len() as u32);
             v.items.push_str(item);
             v.items.push(' ');
             v.counts.push(count);
-            let clash = v.index.insert(hash(item), position as u32);
-            ensure!(
-                clash.is_none(),
-                "vocabulary items {item:?} and another share a hash"
-            );
+            let mut slot = hash(item) as usize & mask;
+            while v.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            v.slots[slot] = position as u32 + 1;
         }
         v.starts.push(v.items.len() as u32);
         Ok(v)
     }
 
+    /// The item at `position`.
+    fn item(&self, position: usize) -> &str {
+        &self.items[self.starts[position] as usize..self.starts[position + 1] as usize - 1]
+    }
+
+    /// Check a table read from a packed file: every lookup ends and every item is whole.
+    fn check(&self) -> Result<()> {
+        let n = self.counts.len();
+        ensure!(self.starts.len() == n + 1, "vocabulary starts and counts differ");
+        ensure!(
+            self.starts.first() == Some(&0)
+                && self.starts.last().map(|&e| e as usize) == Some(self.items.len())
+                && self.starts.windows(2).all(|w| w[0] < w[1])
+                && self.items.ends_with(' ') == (n > 0)
+                && self.starts[1..]
+                    .iter()
+                    .all(|&e| self.items.as_bytes()[e as usize - 1] == b' '),
+            "vocabulary items are not whole"
+        );
+        ensure!(
+            self.slots.len().is_power_of_two()
+                && self.slots.iter().any(|&s| s == 0)
+                && self.slots.iter().all(|&s| s as usize <= n),
+            "vocabulary index is broken"
+        );
+        Ok(())
+    }
+
     /// Every `(item, count)`, sorted by item.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.starts
-            .windows(2)
-            .zip(&self.counts)
-            .map(|(w, &n)| (&self.items[w[0] as usize..w[1] as usize - 1], n))
+        (0..self.counts.len()).map(|p| (self.item(p), self.counts[p]))
     }
 
     /// The outputs `item` occurs in (0 when it is not in the table: it is rare).
     pub fn df(&self, item: &str) -> u32 {
-        let Some(&position) = self.index.get(&hash(item)) else {
+        if self.slots.is_empty() {
             return 0;
-        };
-        let p = position as usize;
-        let found = &self.items[self.starts[p] as usize..self.starts[p + 1] as usize - 1];
-        if found == item { self.counts[p] } else { 0 }
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = hash(item) as usize & mask;
+        loop {
+            match self.slots[slot] {
+                0 => return 0,
+                s if self.item(s as usize - 1) == item => return self.counts[s as usize - 1],
+                _ => slot = (slot + 1) & mask,
+            }
+        }
     }
 
     /// Whether `item` is generic: in at least [`crate::usage::GENERIC_DF`] of the outputs,
@@ -301,12 +277,20 @@ impl Vocab {
     }
 }
 
-/// A loaded ensemble.
+/// A loaded ensemble: every tree's arrays end to end.
 #[derive(Debug)]
 pub struct Forest {
     base: f32,
-    trees: Vec<Tree>,
-    features: usize,
+    /// The feature names the file was trained on (a prefix of the extractor's).
+    names: Vec<String>,
+    /// Where each tree's nodes start in the node arrays, and one more entry, the end. A
+    /// tree has one leaf more than nodes, so tree `t`'s leaves start at `nodes[t] + t`.
+    nodes: Vec<u32>,
+    feature: Vec<u16>,
+    threshold: Vec<f32>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+    leaf: Vec<f32>,
     /// Calibrated prices per kind of command ([`crate::domain::CommandKind::name`]): how
     /// many tokens a used item is worth when deciding which lines go (see
     /// [`crate::select::choose`]). A kind without a price keeps every line.
@@ -317,53 +301,270 @@ pub struct Forest {
     pub vocab: Vocab,
 }
 
+/// The JSON header of a packed file: what is not an array, and the arrays' lengths.
+#[derive(Deserialize, serde::Serialize)]
+struct PackedHeader {
+    features: Vec<String>,
+    base: f32,
+    prices: BTreeMap<String, f32>,
+    meta: serde_json::Value,
+    trees: u32,
+    nodes: u32,
+    vocab_outputs: u32,
+    vocab_items: u32,
+    vocab_slots: u32,
+    vocab_bytes: u32,
+}
+
+/// Reads a packed file front to back.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.context("packed line model is truncated")?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    /// Skip to the next multiple of 4 bytes.
+    fn align(&mut self) -> Result<()> {
+        self.take(self.at.next_multiple_of(4) - self.at).map(|_| ())
+    }
+
+    fn values<T, const N: usize>(
+        &mut self,
+        count: usize,
+        value: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>> {
+        let bytes = self.take(count.checked_mul(N).context("packed line model is too large")?)?;
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|c| value(c.try_into().expect("chunks of N bytes")))
+            .collect())
+    }
+}
+
+/// Append `values` to `out` as little-endian bytes.
+fn put<T: Copy, const N: usize>(out: &mut Vec<u8>, values: &[T], bytes: fn(T) -> [u8; N]) {
+    out.extend(values.iter().flat_map(|&v| bytes(v)));
+}
+
+/// Pad `out` to a multiple of 4 bytes.
+fn pad(out: &mut Vec<u8>) {
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
 impl Forest {
-    /// Parse a forest file and check it against the extractor's feature names.
+    /// Parse a forest in the JSON training format and check it against the extractor's
+    /// feature names.
     pub fn from_json(bytes: &[u8], expected_features: &[&str]) -> Result<Forest> {
         let file: File = serde_json::from_slice(bytes).context("line model is not valid JSON")?;
         if file.format != FORMAT {
             bail!("line model format `{}`, expected `{FORMAT}`", file.format);
         }
-        // A file trained on a prefix of the extractor's features (an older model, before
-        // features were appended) still reads them in the same places.
-        let prefix = file.features.len() <= expected_features.len()
-            && file
-                .features
-                .iter()
-                .zip(expected_features)
-                .all(|(a, b)| a == b);
-        if !prefix || file.features.is_empty() {
-            bail!(
-                "line model was trained on other features ({} names, expected {}): retrain it",
-                file.features.len(),
-                expected_features.len()
-            );
-        }
-        for tree in &file.trees {
-            tree.check(file.features.len())?;
-        }
-        Ok(Forest {
+        let mut forest = Forest {
             base: file.base,
-            trees: file.trees,
-            features: file.features.len(),
+            names: file.features,
+            nodes: vec![0],
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            leaf: Vec::new(),
             prices: file.prices,
             meta: file.meta,
             vocab: file.vocab,
-        })
+        };
+        for tree in file.trees {
+            let nodes = tree.feature.len();
+            ensure!(
+                tree.threshold.len() == nodes && tree.left.len() == nodes && tree.right.len() == nodes,
+                "tree arrays differ in length"
+            );
+            ensure!(
+                tree.leaf.len() == nodes + 1,
+                "a binary tree has one leaf more than nodes"
+            );
+            forest.feature.extend(tree.feature);
+            forest.threshold.extend(tree.threshold);
+            forest.left.extend(tree.left);
+            forest.right.extend(tree.right);
+            forest.leaf.extend(tree.leaf);
+            forest.nodes.push(forest.feature.len() as u32);
+        }
+        forest.check(expected_features)?;
+        Ok(forest)
+    }
+
+    /// The packed file of this forest: [`PACKED_MAGIC`], the header's length (u32) and
+    /// JSON, then, each starting at a multiple of 4 bytes, the arrays as little-endian
+    /// values: tree starts, features (u16), thresholds, left and right children, leaves,
+    /// then the item table's starts, counts, index slots and items.
+    pub fn to_packed(&self) -> Vec<u8> {
+        let header = PackedHeader {
+            features: self.names.clone(),
+            base: self.base,
+            prices: self.prices.clone(),
+            meta: self.meta.clone(),
+            trees: self.trees() as u32,
+            nodes: self.feature.len() as u32,
+            vocab_outputs: self.vocab.outputs,
+            vocab_items: self.vocab.counts.len() as u32,
+            vocab_slots: self.vocab.slots.len() as u32,
+            vocab_bytes: self.vocab.items.len() as u32,
+        };
+        let header = serde_json::to_vec(&header).expect("the header serialises");
+        let mut out = PACKED_MAGIC.to_vec();
+        put(&mut out, &[header.len() as u32], u32::to_le_bytes);
+        out.extend(&header);
+        pad(&mut out);
+        put(&mut out, &self.nodes, u32::to_le_bytes);
+        put(&mut out, &self.feature, u16::to_le_bytes);
+        pad(&mut out);
+        put(&mut out, &self.threshold, f32::to_le_bytes);
+        put(&mut out, &self.left, i32::to_le_bytes);
+        put(&mut out, &self.right, i32::to_le_bytes);
+        put(&mut out, &self.leaf, f32::to_le_bytes);
+        let v = &self.vocab;
+        put(&mut out, &v.starts, u32::to_le_bytes);
+        put(&mut out, &v.counts, u32::to_le_bytes);
+        put(&mut out, &v.slots, u32::to_le_bytes);
+        out.extend(v.items.as_bytes());
+        out
+    }
+
+    /// Read a packed file ([`Forest::to_packed`]) and check it against the extractor's
+    /// feature names.
+    pub fn from_packed(bytes: &[u8], expected_features: &[&str]) -> Result<Forest> {
+        let mut r = Reader { bytes, at: 0 };
+        ensure!(
+            r.take(PACKED_MAGIC.len()).ok() == Some(PACKED_MAGIC),
+            "not a packed line model (`kompress model pack-lines` writes one)"
+        );
+        let length = r.values(1, u32::from_le_bytes)?[0];
+        let h: PackedHeader = serde_json::from_slice(r.take(length as usize)?)
+            .context("packed line model header is not valid")?;
+        r.align()?;
+        let (trees, total) = (h.trees as usize, h.nodes as usize);
+        let nodes = r.values(trees + 1, u32::from_le_bytes)?;
+        let feature = r.values(total, u16::from_le_bytes)?;
+        r.align()?;
+        let threshold = r.values(total, f32::from_le_bytes)?;
+        let left = r.values(total, i32::from_le_bytes)?;
+        let right = r.values(total, i32::from_le_bytes)?;
+        let leaf = r.values(total + trees, f32::from_le_bytes)?;
+        let vocab = Vocab {
+            outputs: h.vocab_outputs,
+            starts: r.values(h.vocab_items as usize + 1, u32::from_le_bytes)?,
+            counts: r.values(h.vocab_items as usize, u32::from_le_bytes)?,
+            slots: r.values(h.vocab_slots as usize, u32::from_le_bytes)?,
+            items: String::from_utf8(r.take(h.vocab_bytes as usize)?.to_vec())
+                .context("vocabulary items are not UTF-8")?,
+        };
+        ensure!(r.at == bytes.len(), "packed line model has trailing bytes");
+        vocab.check()?;
+        let forest = Forest {
+            base: h.base,
+            names: h.features,
+            nodes,
+            feature,
+            threshold,
+            left,
+            right,
+            leaf,
+            prices: h.prices,
+            meta: h.meta,
+            vocab,
+        };
+        forest.check(expected_features)?;
+        Ok(forest)
+    }
+
+    /// Check the feature names against the extractor's, and every tree's shape.
+    fn check(&self, expected_features: &[&str]) -> Result<()> {
+        // A file trained on a prefix of the extractor's features (an older model, before
+        // features were appended) still reads them in the same places.
+        let prefix = self.names.len() <= expected_features.len()
+            && self.names.iter().zip(expected_features).all(|(a, b)| a == b);
+        if !prefix || self.names.is_empty() {
+            bail!(
+                "line model was trained on other features ({} names, expected {}): retrain it",
+                self.names.len(),
+                expected_features.len()
+            );
+        }
+        let total = self.feature.len();
+        ensure!(
+            self.nodes.first() == Some(&0)
+                && self.nodes.last().map(|&n| n as usize) == Some(total)
+                && self.nodes.windows(2).all(|w| w[0] <= w[1])
+                && self.threshold.len() == total
+                && self.left.len() == total
+                && self.right.len() == total
+                && self.leaf.len() == total + self.trees(),
+            "tree arrays differ in length"
+        );
+        ensure!(
+            self.feature.iter().all(|&f| (f as usize) < self.names.len()),
+            "feature index out of range"
+        );
+        for w in self.nodes.windows(2) {
+            let (start, end) = (w[0] as usize, w[1] as usize);
+            let nodes = (end - start) as i64;
+            let children = self.left[start..end].iter().zip(&self.right[start..end]);
+            // Children come after their parent (no cycles); leaf `-c - 1` is `!c`. Without
+            // branches: which child is a leaf is random, and mispredicting it cost ~100 µs.
+            let ok = |i: i64, c: i32| {
+                let c = i64::from(c);
+                ((c >= 0) & (c > i) & (c < nodes)) | ((c < 0) & (!c <= nodes))
+            };
+            let bad = (0i64..).zip(children).fold(false, |bad, (i, (&l, &r))| {
+                bad | !ok(i, l) | !ok(i, r)
+            });
+            ensure!(!bad, "bad child index");
+        }
+        Ok(())
     }
 
     /// The probability that the line with features `x` is needed (the extractor's row:
     /// only the first features the file names are read).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        debug_assert!(x.len() >= self.features);
-        let x = &x[..self.features];
-        let sum: f32 = self.base + self.trees.iter().map(|t| t.eval(x)).sum::<f32>();
+        debug_assert!(x.len() >= self.names.len());
+        let x = &x[..self.names.len()];
+        let sum: f32 = self.base + (0..self.trees()).map(|t| self.tree(t, x)).sum::<f32>();
         1.0 / (1.0 + (-sum).exp())
+    }
+
+    /// Tree `t`'s leaf for `x`.
+    fn tree(&self, t: usize, x: &[f32]) -> f32 {
+        let (start, end) = (self.nodes[t] as usize, self.nodes[t + 1] as usize);
+        let leaves = &self.leaf[start + t..=end + t];
+        if start == end {
+            return leaves[0];
+        }
+        let mut node = 0usize;
+        loop {
+            let i = start + node;
+            let next = if x[self.feature[i] as usize] <= self.threshold[i] {
+                self.left[i]
+            } else {
+                self.right[i]
+            };
+            if next < 0 {
+                return leaves[!next as usize];
+            }
+            node = next as usize;
+        }
     }
 
     /// The number of trees.
     pub fn trees(&self) -> usize {
-        self.trees.len()
+        self.nodes.len() - 1
     }
 }
 
@@ -456,5 +657,54 @@ mod tests {
         assert!(Forest::from_json(broken.to_string().as_bytes(), &["a", "b"]).is_err());
         let old = TWO_TREES.replace(FORMAT, "kompress-line-forest-1");
         assert!(Forest::from_json(old.as_bytes(), &["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn packing_keeps_every_prediction_and_item() {
+        let mut f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b"]).unwrap();
+        f.vocab = Vocab::new(30, [("self", 29), ("return", 7), ("abc", 1)]).unwrap();
+        let packed = f.to_packed();
+        let back = Forest::from_packed(&packed, &["a", "b", "c"]).unwrap();
+        for x in [[1.0, 0.0], [2.0, 1.0], [4.0, 1.0], [-3.0, 9.0]] {
+            assert_eq!(back.predict(&x), f.predict(&x));
+        }
+        assert_eq!(back.prices, f.prices);
+        assert_eq!(back.trees(), 2);
+        assert_eq!(back.vocab.iter().collect::<Vec<_>>(), f.vocab.iter().collect::<Vec<_>>());
+        assert_eq!((back.vocab.df("self"), back.vocab.df("abc"), back.vocab.df("zz")), (29, 1, 0));
+        assert!(back.vocab.is_generic("self"));
+        assert_eq!(back.to_packed(), packed);
+        // Other features, or the JSON where the packed file belongs, are refused.
+        assert!(Forest::from_packed(&packed, &["a", "c"]).is_err());
+        assert!(Forest::from_packed(TWO_TREES.as_bytes(), &["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn broken_packed_files_are_errors_not_panics() {
+        let mut f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b"]).unwrap();
+        f.vocab = Vocab::new(30, [("self", 29), ("return", 7), ("abc", 1)]).unwrap();
+        let packed = f.to_packed();
+        for end in 0..packed.len() {
+            assert!(Forest::from_packed(&packed[..end], &["a", "b"]).is_err(), "cut at {end}");
+        }
+        let mut longer = packed.clone();
+        longer.push(0);
+        assert!(Forest::from_packed(&longer, &["a", "b"]).is_err());
+        // Every byte of the arrays changed in turn: an error, or a forest that still
+        // answers (a changed threshold or count is still a forest).
+        for at in PACKED_MAGIC.len()..packed.len() {
+            for value in [0u8, 0x80, 0xff] {
+                let mut broken = packed.clone();
+                broken[at] = value;
+                if let Ok(g) = Forest::from_packed(&broken, &["a", "b"]) {
+                    for x in [[1.0, 0.0], [4.0, 1.0], [f32::NAN, -1.0]] {
+                        g.predict(&x);
+                    }
+                    for item in ["self", "return", "abc", "zz", ""] {
+                        g.vocab.df(item);
+                    }
+                }
+            }
+        }
     }
 }

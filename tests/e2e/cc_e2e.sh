@@ -22,7 +22,7 @@ snap=$out/snapshot
 rm -rf "$snap" && mkdir -p "$snap/target/release"
 cp -p "$bin" "$snap/target/release/kompress"
 cp -rp "$repo/model" "$snap/model"
-for f in target/release/kompress model/lines.json model/model.q8_0.gguf; do
+for f in target/release/kompress model/lines.bin model/model.q8_0.gguf; do
     if [ -e "$snap/$f" ]; then
         echo "ran with $f sha256=$(sha256sum "$snap/$f" | cut -c1-12)" \
             "mtime=$(date -u -r "$snap/$f" +%FT%TZ)"

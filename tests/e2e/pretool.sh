@@ -25,7 +25,7 @@ snap=$out/snapshot
 rm -rf "$snap" && mkdir -p "$snap/target/release"
 cp -p "$bin" "$snap/target/release/kompress"
 [ -d "$repo/model" ] && cp -rp "$repo/model" "$snap/model"
-for f in target/release/kompress model/lines.json; do
+for f in target/release/kompress model/lines.bin; do
     [ -e "$snap/$f" ] && echo "ran with $f sha256=$(sha256sum "$snap/$f" | cut -c1-12)"
 done
 bin=$snap/target/release/kompress
