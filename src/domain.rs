@@ -9,13 +9,11 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
 
-use regex_automata::meta::{self, Regex};
-use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
 
 use crate::passes::Pass;
+use crate::passes::pattern::Pattern;
 
 /// What kind of output a text is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -226,50 +224,10 @@ fn head(text: &str) -> &str {
     }
 }
 
-/// A detection pattern, compiled on first use.
-///
-/// Detection runs on every Bash output, so its patterns are compiled in every hook process.
-/// They are built lean (no full or one-pass DFA, no backtracker, no literal prefilter: the
-/// lazy DFA alone, which still scans a 400-line head in microseconds) and over bytes, with
-/// ASCII classes: `.`, `\S` and `[^...]` over Unicode text compile into UTF-8 automata,
-/// which made up most of a detecting hook call's work. Detection only asks whether a
-/// pattern matches, its patterns' literals are ASCII, and a test checks on the corpus that
-/// the byte and Unicode builds agree.
-struct Pattern {
-    source: &'static str,
-    regex: OnceLock<Regex>,
-}
-
-impl Pattern {
-    const fn new(source: &'static str) -> Pattern {
-        Pattern {
-            source,
-            regex: OnceLock::new(),
-        }
-    }
-
-    fn is_match(&self, text: &str) -> bool {
-        self.regex
-            .get_or_init(|| compile(self.source, false))
-            .is_match(text)
-    }
-}
-
-/// `source` built lean, over bytes with ASCII classes, or (`unicode`) over Unicode text.
-fn compile(source: &str, unicode: bool) -> Regex {
-    let config = meta::Config::new()
-        .dfa(false)
-        .onepass(false)
-        .backtrack(false)
-        .auto_prefilter(false)
-        .utf8_empty(unicode);
-    Regex::builder()
-        .configure(config)
-        .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
-        .build(source)
-        .expect("valid regex")
-}
-
+// Detection runs on every Bash output, so its patterns are compiled in every hook process:
+// lean, over bytes with ASCII classes ([`Pattern::bytes`]). Detection only asks whether a
+// pattern matches, its patterns' literals are ASCII, and a test checks on the corpus that
+// the byte and Unicode builds agree.
 // The patterns below scope `(?i)` to their keywords: case folding over a whole pattern
 // costs compile time for signals (stack frames, test names, log prefixes) that are ASCII.
 /// A detection pattern behind a literal test. Compiling a pattern costs more than the rest
@@ -308,7 +266,7 @@ static ERROR_TRACE: Gated = Gated {
         "Error: ",
         "Exception: ",
     ],
-    pattern: Pattern::new(concat!(
+    pattern: Pattern::bytes(concat!(
         r"(?m)^(?:\x1b\[[0-9;]*m)*(?:",
         r"Traceback \(most recent call last\):",
         r"|error\[E[0-9]{4}\]",
@@ -322,7 +280,7 @@ static ERROR_TRACE: Gated = Gated {
 
 static RUSTC_ERROR: Gated = Gated {
     needles: &["--> ", "error: could not compile"],
-    pattern: Pattern::new(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile"),
+    pattern: Pattern::bytes(r"(?m)^error(?:\[E[0-9]+\])?: .*\n[[:space:]]*--> \S+:[0-9]+|^error: could not compile"),
 };
 
 static TEST_RUN: Gated = Gated {
@@ -342,7 +300,7 @@ static TEST_RUN: Gated = Gated {
         "failed",
         " ... ",
     ],
-    pattern: Pattern::new(concat!(
+    pattern: Pattern::bytes(concat!(
         r"(?m)^(?:",
         r"=+ (?:test session starts|FAILURES|ERRORS|short test summary info) =+",
         r"|running [0-9]+ tests?$",
@@ -358,7 +316,7 @@ static TEST_RUN: Gated = Gated {
 
 static DIFF: Gated = Gated {
     needles: &["diff -", "\n+++ ", "@@ -"],
-    pattern: Pattern::new(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)"),
+    pattern: Pattern::bytes(r"(?m)^(?:diff --git |diff -[ruN]+ |--- \S.*\n\+\+\+ \S|@@ -[0-9]+(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)"),
 };
 
 /// Content that names its own domain, whatever command printed it.
@@ -586,7 +544,7 @@ fn looks_like_json(text: &str) -> bool {
 }
 
 // The path needs a `.` or `/`, so `[2026-11-25T10:00:00Z]` is not `path:line:`.
-static SEARCH_LINE: Pattern = Pattern::new(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]");
+static SEARCH_LINE: Pattern = Pattern::bytes(r"^[^[:space:]:\[]*[./][^[:space:]:]*:[0-9]+[:-]");
 
 /// At least 3 lines and 60% of non-empty lines look like `path:line:`.
 fn looks_like_search(head: &str) -> bool {
@@ -604,7 +562,7 @@ fn may_hold_search_lines(text: &str) -> bool {
     text.as_bytes().windows(2).any(|w| w[0] == b':' && w[1].is_ascii_digit())
 }
 
-static LOG_LINE: Pattern = Pattern::new(concat!(
+static LOG_LINE: Pattern = Pattern::bytes(concat!(
     r"^(?:\S*[[:space:]]*)?(?:\[?[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}|\[?(?i-u:INFO|WARN|WARNING|ERROR|DEBUG|TRACE)(?-u:\b)",
     r"|[[:space:]]*(?i-u:Compiling|Downloading|Downloaded|Installing|Collecting|Building|Fetching|Updating|Resolving|Checking) )"
 ));
@@ -650,9 +608,10 @@ mod tests {
 
     #[test]
     fn byte_patterns_agree_with_unicode_ones() {
+        use crate::passes::pattern::compile;
         let all = [&TEST_RUN.pattern, &ERROR_TRACE.pattern, &RUSTC_ERROR.pattern, &DIFF.pattern];
-        let unicode: Vec<Regex> = all.iter().map(|p| compile(p.source, true)).collect();
-        let (search, log) = (compile(SEARCH_LINE.source, true), compile(LOG_LINE.source, true));
+        let unicode: Vec<_> = all.iter().map(|p| compile(p.source(), true)).collect();
+        let (search, log) = (compile(SEARCH_LINE.source(), true), compile(LOG_LINE.source(), true));
         let mut texts: Vec<String> =
             crate::passes::invariants::corpus().into_iter().map(|(_, text)| text).collect();
         // Non-ASCII around the patterns' ASCII parts.
@@ -661,7 +620,7 @@ mod tests {
         for text in &texts {
             let head = head(text);
             for (pattern, unicode) in all.iter().zip(&unicode) {
-                assert_eq!(pattern.is_match(head), unicode.is_match(head), "{}", pattern.source);
+                assert_eq!(pattern.is_match(head), unicode.is_match(head), "{}", pattern.source());
             }
             for line in head.lines() {
                 assert_eq!(SEARCH_LINE.is_match(line), search.is_match(line), "{line:?}");

@@ -7,13 +7,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::Instant;
 
-use regex::Regex;
 
 use crate::config::Config;
 use crate::domain::{self, Domain, Hints};
+use crate::passes::pattern::Pattern;
 use crate::passes::{self, Pass};
 use crate::protect;
 use crate::scorer::Scorer;
@@ -257,10 +256,7 @@ fn drop_words(text: &str, scorer: &dyn Scorer, deadline: Instant, protect: bool)
     dropped_any.then_some(out)
 }
 
-static SIGNAL_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i-u)\b(error|errors|fail|failed|failure|fatal|panic|panicked|exception|traceback|warning|denied|assert)")
-        .expect("valid regex")
-});
+static SIGNAL_LINE: Pattern = Pattern::new(r"(?i-u)\b(error|errors|fail|failed|failure|fatal|panic|panicked|exception|traceback|warning|denied|assert)");
 
 /// Bring `text` under `max` bytes: keep the head, the tail, and as many error-like lines
 /// from the middle as fit, with a marker for every gap.

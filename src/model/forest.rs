@@ -222,7 +222,10 @@ impl Vocab {
     /// Check a table read from a packed file: every lookup ends and every item is whole.
     fn check(&self) -> Result<()> {
         let n = self.counts.len();
-        ensure!(self.starts.len() == n + 1, "vocabulary starts and counts differ");
+        ensure!(
+            self.starts.len() == n + 1,
+            "vocabulary starts and counts differ"
+        );
         ensure!(
             self.starts.first() == Some(&0)
                 && self.starts.last().map(|&e| e as usize) == Some(self.items.len())
@@ -341,7 +344,11 @@ impl<'a> Reader<'a> {
         count: usize,
         value: impl Fn([u8; N]) -> T,
     ) -> Result<Vec<T>> {
-        let bytes = self.take(count.checked_mul(N).context("packed line model is too large")?)?;
+        let bytes = self.take(
+            count
+                .checked_mul(N)
+                .context("packed line model is too large")?,
+        )?;
         Ok(bytes
             .chunks_exact(N)
             .map(|c| value(c.try_into().expect("chunks of N bytes")))
@@ -383,7 +390,9 @@ impl Forest {
         for tree in file.trees {
             let nodes = tree.feature.len();
             ensure!(
-                tree.threshold.len() == nodes && tree.left.len() == nodes && tree.right.len() == nodes,
+                tree.threshold.len() == nodes
+                    && tree.left.len() == nodes
+                    && tree.right.len() == nodes,
                 "tree arrays differ in length"
             );
             ensure!(
@@ -490,7 +499,11 @@ impl Forest {
         // A file trained on a prefix of the extractor's features (an older model, before
         // features were appended) still reads them in the same places.
         let prefix = self.names.len() <= expected_features.len()
-            && self.names.iter().zip(expected_features).all(|(a, b)| a == b);
+            && self
+                .names
+                .iter()
+                .zip(expected_features)
+                .all(|(a, b)| a == b);
         if !prefix || self.names.is_empty() {
             bail!(
                 "line model was trained on other features ({} names, expected {}): retrain it",
@@ -510,7 +523,9 @@ impl Forest {
             "tree arrays differ in length"
         );
         ensure!(
-            self.feature.iter().all(|&f| (f as usize) < self.names.len()),
+            self.feature
+                .iter()
+                .all(|&f| (f as usize) < self.names.len()),
             "feature index out of range"
         );
         for w in self.nodes.windows(2) {
@@ -523,9 +538,9 @@ impl Forest {
                 let c = i64::from(c);
                 ((c >= 0) & (c > i) & (c < nodes)) | ((c < 0) & (!c <= nodes))
             };
-            let bad = (0i64..).zip(children).fold(false, |bad, (i, (&l, &r))| {
-                bad | !ok(i, l) | !ok(i, r)
-            });
+            let bad = (0i64..)
+                .zip(children)
+                .fold(false, |bad, (i, (&l, &r))| bad | !ok(i, l) | !ok(i, r));
             ensure!(!bad, "bad child index");
         }
         Ok(())
@@ -670,8 +685,18 @@ mod tests {
         }
         assert_eq!(back.prices, f.prices);
         assert_eq!(back.trees(), 2);
-        assert_eq!(back.vocab.iter().collect::<Vec<_>>(), f.vocab.iter().collect::<Vec<_>>());
-        assert_eq!((back.vocab.df("self"), back.vocab.df("abc"), back.vocab.df("zz")), (29, 1, 0));
+        assert_eq!(
+            back.vocab.iter().collect::<Vec<_>>(),
+            f.vocab.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (
+                back.vocab.df("self"),
+                back.vocab.df("abc"),
+                back.vocab.df("zz")
+            ),
+            (29, 1, 0)
+        );
         assert!(back.vocab.is_generic("self"));
         assert_eq!(back.to_packed(), packed);
         // Other features, or the JSON where the packed file belongs, are refused.
@@ -685,7 +710,10 @@ mod tests {
         f.vocab = Vocab::new(30, [("self", 29), ("return", 7), ("abc", 1)]).unwrap();
         let packed = f.to_packed();
         for end in 0..packed.len() {
-            assert!(Forest::from_packed(&packed[..end], &["a", "b"]).is_err(), "cut at {end}");
+            assert!(
+                Forest::from_packed(&packed[..end], &["a", "b"]).is_err(),
+                "cut at {end}"
+            );
         }
         let mut longer = packed.clone();
         longer.push(0);

@@ -21,6 +21,7 @@ pub(crate) mod invariants;
 pub mod json;
 mod lines;
 pub mod lists;
+pub mod pattern;
 pub mod progress;
 pub mod repeats;
 pub mod testrun;

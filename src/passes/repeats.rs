@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lines::{self, Line, Out};
+use super::pattern::Pattern;
 
 /// The largest block [`apply`] looks for.
 const MAX_BLOCK: usize = 20;
@@ -133,12 +134,7 @@ fn marker_msg(block: usize, more: usize) -> String {
 /// Lines that carry the signal: never folded into a similar-lines marker. Stack frames
 /// (Python `File "x.py", line 3`, JVM/JS `at f (x.js:1:2)`) count: a trace reads as a
 /// sequence of frames.
-static SIGNAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?i-u:error|fail|panic|exception|warn|fatal|traceback|denied|abort)|^[[:space:]]*File "|^[[:space:]]+at \S"#,
-    )
-    .expect("valid regex")
-});
+static SIGNAL: Pattern = Pattern::new(r#"(?i-u:error|fail|panic|exception|warn|fatal|traceback|denied|abort)|^[[:space:]]*File "|^[[:space:]]+at \S"#);
 
 /// A line that may take part in a similar-lines fold: its indentation and words.
 struct Shape<'a> {

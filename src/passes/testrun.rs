@@ -35,6 +35,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lines::{self, Line, Out};
+use super::pattern::Pattern;
 
 /// What folding a line adds to its section's counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,31 +146,19 @@ static GO_RUN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-static JS_FILE_PASS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[[:space:]]*PASS[[:space:]]+\S+\.[[:word:]]+(?:[[:space:]].*)?$")
-        .expect("valid regex")
-});
+static JS_FILE_PASS: Pattern = Pattern::new(r"^[[:space:]]*PASS[[:space:]]+\S+\.[[:word:]]+(?:[[:space:]].*)?$");
 
-static UNITTEST_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[[:word:]]+ \([[:word:].]+\)$").expect("valid regex"));
+static UNITTEST_HEADER: Pattern = Pattern::new(r"^[[:word:]]+ \([[:word:].]+\)$");
 
 /// A unittest or libtest summary somewhere in the text.
-static UNITTEST_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(?:Ran [0-9]+ tests? in |running [0-9]+ tests?\r?$|test result: )")
-        .expect("valid regex")
-});
+static UNITTEST_CONTEXT: Pattern = Pattern::new(r"(?m)^(?:Ran [0-9]+ tests? in |running [0-9]+ tests?\r?$|test result: )");
 
 /// A jest, vitest or mocha summary somewhere in the text.
-static JS_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^[[:space:]]*(?:Tests:[[:space:]]+[0-9]|Test Suites:|Test Files[[:space:]]+[0-9]|[0-9]+ passing \()")
-        .expect("valid regex")
-});
+static JS_CONTEXT: Pattern = Pattern::new(r"(?m)^[[:space:]]*(?:Tests:[[:space:]]+[0-9]|Test Suites:|Test Files[[:space:]]+[0-9]|[0-9]+ passing \()");
 
 /// A per-test `... ok` line that names itself as one without a summary around it:
 /// unittest's `test_x (mod.Class)`, libtest's `test path`.
-static NAMED_TEST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[[:word:]]+ \([[:word:].]+\)|test \S+) ").expect("valid regex")
-});
+static NAMED_TEST: Pattern = Pattern::new(r"^(?:[[:word:]]+ \([[:word:].]+\)|test \S+) ");
 
 /// Which summaries the text has: they make the looser line patterns safe to fold.
 #[derive(Clone, Copy, Default)]
@@ -180,17 +169,14 @@ struct Context {
     js: bool,
 }
 
-static SECTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+static SECTION: Pattern = Pattern::new(concat!(
         r"^(?:={3,}[[:space:]]*$|={3,} .*={3,}[[:space:]]*$|-{5,}[[:space:]]*$|_{3,}",
         r"|[[:space:]]*running [0-9]+ tests?$|test result: |[[:space:]]*(?:Running|Doc-tests) |failures:$",
         r"|Ran [0-9]+ tests? in |OK(?-u:\b)|FAILED(?-u:\b)",
         r"|ok[[:space:]]+\S|(?:FAIL|PASS)(?:[[:space:]]|$)|\?[[:space:]]+\S+[[:space:]]+\[no test files\]",
         r"|(?:Tests|Test Suites|Snapshots|Time):",
         r")"
-    ))
-    .expect("valid regex")
-});
+    ));
 
 /// What folding `body` would count, or `None` when the line stays.
 fn classify(body: &str, ctx: Context, go_passed: &HashSet<&str>) -> Option<Counts> {

@@ -41,17 +41,15 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::lines::{self, Line, Out};
+use super::pattern::Pattern;
 
 // ASCII classes (`[[:word:]]`, `[[:space:]]`, `[0-9]`, `(?-u:\b)`): the Unicode ones cost
 // ms to compile on every hook call that reaches these patterns (see `crate::domain`).
 /// A Python frame line: `  File "path", line 12, in name`.
-static PY_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^[ \t]*File ".*", line [0-9]+, in \S.*$"#).expect("valid regex")
-});
+static PY_FRAME: Pattern = Pattern::new(r#"^[ \t]*File ".*", line [0-9]+, in \S.*$"#);
 
 /// pytest's short traceback frame: `django/db/utils.py:219: in __iter__`.
-static PYTEST_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\S+:[0-9]+: in \S+$").expect("valid regex"));
+static PYTEST_FRAME: Pattern = Pattern::new(r"^\S+:[0-9]+: in \S+$");
 
 /// A frame of Python's frozen import system or `-m` runner; captures the module.
 static FROZEN_FRAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -62,24 +60,13 @@ static FROZEN_FRAME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A Node frame inside Node's own code.
-static NODE_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^[:space:]()]+:[0-9]+:[0-9]+\)?$",
-    )
-    .expect("valid regex")
-});
+static NODE_FRAME: Pattern = Pattern::new(r"^[ \t]+at (?:async )?(?:[^()]* \()?(?:node:)?internal/[^[:space:]()]+:[0-9]+:[0-9]+\)?$");
 
 /// Any JVM or Node frame line (`at x (…)`), to tell where a trace's frames begin.
-static AT_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[ \t]+at \S").expect("valid regex"));
+static AT_FRAME: Pattern = Pattern::new(r"^[ \t]+at \S");
 
 /// A JVM frame inside the JDK.
-static JDK_FRAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[ \t]+at (?:java\.base(?:@[[:word:].-]+)?/|jdk\.internal\.|sun\.)[[:word:]$.<>/-]+\([^()]*\)$",
-    )
-    .expect("valid regex")
-});
+static JDK_FRAME: Pattern = Pattern::new(r"^[ \t]+at (?:java\.base(?:@[[:word:].-]+)?/|jdk\.internal\.|sun\.)[[:word:]$.<>/-]+\([^()]*\)$");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

@@ -6,27 +6,19 @@
 //! training (`kompress model line-data`) and at run time, so the two cannot disagree.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 
-use regex::Regex;
 
 use crate::domain::{CommandKind, Domain};
 use crate::model::forest::Vocab;
+use crate::passes::pattern::Pattern;
 use crate::usage;
 
 /// A file path with an extension: `src/a/b.py`, `./x/y.rs`.
-static PATH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}(?-u:\b)")
-        .expect("valid regex")
-});
+static PATH: Pattern = Pattern::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}(?-u:\b)");
 /// pytest's `==== FAILURES ====` and `==== ERRORS ====`: a failure section starts.
-static FAILURE_HEADER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^=+ (?:FAILURES|ERRORS) =+$").expect("valid regex"));
+static FAILURE_HEADER: Pattern = Pattern::new(r"^=+ (?:FAILURES|ERRORS) =+$");
 /// The section after it: the short summary, the warnings, the last line.
-static AFTER_FAILURES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^=+ (?:short test summary info|warnings summary|.*(?:passed|failed|error).* in [0-9.]+s.*) =+$")
-        .expect("valid regex")
-});
+static AFTER_FAILURES: Pattern = Pattern::new(r"^=+ (?:short test summary info|warnings summary|.*(?:passed|failed|error).* in [0-9.]+s.*) =+$");
 
 /// The feature names, in the order [`extract`] writes them; the model file must list the
 /// same names.
@@ -430,7 +422,7 @@ impl Fresh {
                 in_failures = false;
             }
             let idf_max = set.iter().map(|w| vocab.idf(w)).fold(0.0f32, f32::max);
-            let paths: Vec<&str> = PATH.find_iter(line).map(|m| m.as_str()).collect();
+            let paths: Vec<&str> = PATH.find_iter(line).collect();
             let path_in_intent = paths
                 .iter()
                 .any(|p| usage::items(p).any(|w| known_lower.contains(&w.to_ascii_lowercase())));

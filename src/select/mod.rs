@@ -21,11 +21,11 @@ pub mod features;
 
 use std::sync::LazyLock;
 
-use regex::Regex;
 
 use crate::domain::{CommandKind, Domain, Hints};
 use crate::model::forest::Forest;
 use crate::passes;
+use crate::passes::pattern::Pattern;
 use crate::store;
 
 /// Outputs with fewer lines are left to the other passes.
@@ -34,16 +34,13 @@ pub const MIN_LINES: usize = 8;
 /// alone would take 176 bytes a line, and the middle elision bounds them anyway.
 pub const MAX_LINES: usize = 20_000;
 
-static KEEP_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+static KEEP_LINE: Pattern = Pattern::new(concat!(
         r"(?i-u:\b(?:error|errors|fail|failed|failure|failures|fatal|panic|panicked|exception|exceptions|traceback|denied|assert|assertion)\b)",
         r"|[A-Za-z0-9_](?:Error|Exception|Failure|Warning)(?-u:\b)",
         r"|(?-u:\b)[0-9]+ (?:passed|failed|errors?|skipped|warnings?|xfailed|xpassed|deselected)(?-u:\b)",
         r"|^Ran [0-9]+ tests?",
         r"|^(?:OK|FAILED)(?-u:\b)",
-    ))
-    .expect("valid regex")
-});
+    ));
 
 /// A line no model may drop: it names an error or failure, or sums up a test run.
 pub fn is_signal(line: &str) -> bool {
