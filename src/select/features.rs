@@ -6,12 +6,39 @@
 //! training (`kompress model line-data`) and at run time, so the two cannot disagree.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 
 use crate::domain::{CommandKind, Domain};
 use crate::model::forest::Vocab;
 use crate::passes::pattern::Pattern;
 use crate::usage;
+
+/// FNV-1a for the per-output word tables below: they are built on every hook call that
+/// selects lines, over short words of one output, where SipHash's resistance to chosen
+/// keys buys nothing.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = bytes
+            .iter()
+            .fold(self.0, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    }
+}
+
+type Fast = BuildHasherDefault<Fnv>;
+type Set<'a> = HashSet<&'a str, Fast>;
+type Map<'a, V> = HashMap<&'a str, V, Fast>;
 
 /// A file path with an extension: `src/a/b.py`, `./x/y.rs`.
 static PATH: Pattern = Pattern::new(r"(?:[A-Za-z0-9_.\-]+/)+[A-Za-z0-9_.\-]+\.[A-Za-z]{1,4}(?-u:\b)");
@@ -216,19 +243,19 @@ pub fn extract(
     let command_items = key_items(command);
     let line_items: Vec<Vec<String>> = lines.iter().map(|l| lower_items(l)).collect();
     // In how many lines each item occurs, and how often each trimmed line occurs.
-    let mut line_df: HashMap<&str, u32> = HashMap::new();
+    let mut line_df: Map<u32> = Map::default();
     for items in &line_items {
-        let unique: HashSet<&str> = items.iter().map(String::as_str).collect();
+        let unique: Set = items.iter().map(String::as_str).collect();
         for w in unique {
             *line_df.entry(w).or_default() += 1;
         }
     }
-    let mut dup: HashMap<&str, u32> = HashMap::new();
+    let mut dup: Map<u32> = Map::default();
     for l in &lines {
         *dup.entry(l.trim()).or_default() += 1;
     }
     let shapes: Vec<String> = lines.iter().map(|l| shape(l)).collect();
-    let mut shape_count: HashMap<&str, u32> = HashMap::new();
+    let mut shape_count: Map<u32> = Map::default();
     for s in &shapes {
         *shape_count.entry(s.as_str()).or_default() += 1;
     }
@@ -247,7 +274,7 @@ pub fn extract(
     let overlap: Vec<usize> = line_items
         .iter()
         .map(|items| {
-            let unique: HashSet<&str> = items.iter().map(String::as_str).collect();
+            let unique: Set = items.iter().map(String::as_str).collect();
             unique.iter().filter(|w| intent_items.contains(**w)).count()
         })
         .collect();
@@ -259,11 +286,11 @@ pub fn extract(
         .position(|k| *k == kind)
         .unwrap_or(7);
     let fresh = Fresh::of(&lines, &signals, command, intent, vocab);
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: Set = Set::default();
     let mut out = Vec::with_capacity(n * NAMES.len());
     for (i, line) in lines.iter().enumerate() {
         let items = &line_items[i];
-        let unique: HashSet<&str> = items.iter().map(String::as_str).collect();
+        let unique: Set = items.iter().map(String::as_str).collect();
         let ident = ident_counts[i];
         let rare = unique
             .iter()
@@ -369,20 +396,20 @@ impl Fresh {
         intent: Option<&str>,
         vocab: &Vocab,
     ) -> Fresh {
-        let mut known: HashSet<&str> = usage::items(command).collect();
+        let mut known: Set = usage::items(command).collect();
         known.extend(intent.map(usage::items).into_iter().flatten());
         let known_lower: HashSet<String> = known.iter().map(|w| w.to_ascii_lowercase()).collect();
-        let items: Vec<HashSet<&str>> = lines.iter().map(|l| usage::items(l).collect()).collect();
+        let items: Vec<Set> = lines.iter().map(|l| usage::items(l).collect()).collect();
         // What the lines no model may drop hold (signal lines and the last non-blank one,
         // [`crate::select::forced`]): a line whose items they repeat is not needed for them.
         let last = lines.iter().rposition(|l| !l.trim().is_empty());
-        let mut covered: HashSet<&str> = HashSet::new();
+        let mut covered: Set = Set::default();
         for (i, set) in items.iter().enumerate() {
             if signals[i] || Some(i) == last {
                 covered.extend(set.iter().copied());
             }
         }
-        let mut line_df: HashMap<&str, u32> = HashMap::new();
+        let mut line_df: Map<u32> = Map::default();
         for set in &items {
             for w in set {
                 *line_df.entry(w).or_default() += 1;
@@ -393,14 +420,14 @@ impl Fresh {
                 .map(|(p, _)| p)
                 .filter(|p| !p.is_empty())
         }
-        let mut prefix_count: HashMap<&str, u32> = HashMap::new();
+        let mut prefix_count: Map<u32> = Map::default();
         for line in lines {
             if let Some(p) = prefix(line) {
                 *prefix_count.entry(p).or_default() += 1;
             }
         }
-        let mut prefix_seen: HashSet<&str> = HashSet::new();
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut prefix_seen: Set = Set::default();
+        let mut seen: Set = Set::default();
         let mut in_failures = false;
         let mut rows = Vec::with_capacity(lines.len());
         for (line, set) in lines.iter().zip(&items) {
