@@ -263,9 +263,16 @@ pub fn apply(text: &str) -> Cow<'_, str> {
     if lines.len() < 3 {
         return Cow::Borrowed(text);
     }
+    // Each pattern only when `text` holds one of its literals.
     let ctx = Context {
-        unittest: UNITTEST_CONTEXT.is_match(text),
-        js: JS_CONTEXT.is_match(text),
+        unittest: ["Ran ", "running ", "test result: "]
+            .iter()
+            .any(|l| text.contains(l))
+            && UNITTEST_CONTEXT.is_match(text),
+        js: ["Tests:", "Test Suites:", "Test Files", " passing ("]
+            .iter()
+            .any(|l| text.contains(l))
+            && JS_CONTEXT.is_match(text),
     };
     let go_passed: HashSet<&str> = lines
         .iter()

@@ -443,13 +443,21 @@ impl Fresh {
             let first = fresh.iter().filter(|w| !seen.contains(**w)).count();
             seen.extend(set.iter().copied());
             let trimmed = line.trim();
-            if FAILURE_HEADER.is_match(trimmed) {
-                in_failures = true;
-            } else if AFTER_FAILURES.is_match(trimmed) {
-                in_failures = false;
+            // Both patterns start with `=`, and most outputs have no such line: then
+            // neither is compiled.
+            if trimmed.starts_with('=') {
+                if FAILURE_HEADER.is_match(trimmed) {
+                    in_failures = true;
+                } else if AFTER_FAILURES.is_match(trimmed) {
+                    in_failures = false;
+                }
             }
             let idf_max = set.iter().map(|w| vocab.idf(w)).fold(0.0f32, f32::max);
-            let paths: Vec<&str> = PATH.find_iter(line).collect();
+            let paths: Vec<&str> = if line.contains('/') {
+                PATH.find_iter(line).collect()
+            } else {
+                Vec::new()
+            };
             let path_in_intent = paths
                 .iter()
                 .any(|p| usage::items(p).any(|w| known_lower.contains(&w.to_ascii_lowercase())));
