@@ -142,8 +142,10 @@ impl Scorer for LazyModel {
         self.lines
             .get_or_init(|| {
                 let path = self.dir.join(LINES_FILE);
-                let bytes = std::fs::read(&path).ok()?;
-                match Forest::from_packed(&bytes, crate::select::features::NAMES) {
+                if !path.is_file() {
+                    return None;
+                }
+                match Forest::open(&path, crate::select::features::NAMES) {
                     Ok(forest) => Some(forest),
                     Err(e) => {
                         crate::log::write(&format!("line model {} skipped: {e:#}", path.display()));

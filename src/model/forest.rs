@@ -12,9 +12,13 @@
 //! f32, `l` and `r` i32). Every hook call that selects lines loads the model, and reading
 //! that JSON (trees and item table) took 1.3 ms of it; the packed file is a small JSON
 //! header and the same arrays as raw little-endian values, the item table's hash index
-//! included, so loading it is copying them.
+//! included, which [`Forest::open`] maps into memory and reads in place.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::ops::{Deref, Range};
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine;
@@ -97,6 +101,96 @@ struct File {
     vocab: Vocab,
 }
 
+/// The bytes [`Array`]s view: a packed file mapped into memory, or a buffer of their own.
+/// Either way 4-byte aligned (a mapping starts on a page), so that an array at a multiple
+/// of 4 bytes reads as `&[u32]` or `&[f32]` in place.
+enum Buffer {
+    Mapped(memmap2::Mmap),
+    /// Words, and how many of their bytes are used.
+    Owned(Vec<u32>, usize),
+}
+
+impl Buffer {
+    fn copy(bytes: &[u8]) -> Buffer {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Buffer::Owned(words, bytes.len())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Mapped(map) => map,
+            Buffer::Owned(words, len) => &bytemuck::cast_slice(words)[..*len],
+        }
+    }
+}
+
+/// A `[T]` inside a shared [`Buffer`] (the file's values are little-endian, and so is
+/// every machine kompress loads them on: [`Forest::from_packed`] refuses others).
+struct Array<T> {
+    buffer: Arc<Buffer>,
+    range: Range<usize>,
+    kind: PhantomData<T>,
+}
+
+impl<T: bytemuck::Pod> Array<T> {
+    /// An array of its own holding `values`.
+    fn of(values: &[T]) -> Array<T> {
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        Array {
+            buffer: Arc::new(Buffer::copy(bytes)),
+            range: 0..bytes.len(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The values at `range` of `buffer`, which must be aligned for `T`.
+    fn at(buffer: &Arc<Buffer>, range: Range<usize>) -> Result<Array<T>> {
+        let bytes = buffer.bytes().get(range.clone()).context("array out of the file")?;
+        bytemuck::try_cast_slice::<u8, T>(bytes)
+            .map_err(|e| anyhow::anyhow!("array not aligned: {e:?}"))?;
+        Ok(Array {
+            buffer: Arc::clone(buffer),
+            range,
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<T: bytemuck::Pod> Deref for Array<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        bytemuck::cast_slice(&self.buffer.bytes()[self.range.clone()])
+    }
+}
+
+impl<T> Clone for Array<T> {
+    fn clone(&self) -> Array<T> {
+        Array {
+            buffer: Arc::clone(&self.buffer),
+            range: self.range.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for Array<T> {
+    fn default() -> Array<T> {
+        Array {
+            buffer: Arc::new(Buffer::Owned(Vec::new(), 0)),
+            range: 0..0,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T: bytemuck::Pod + std::fmt::Debug> std::fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} values]", self.len())
+    }
+}
+
 /// How many of the training repositories' step outputs each common item occurs in: what
 /// makes an item generic (`self`, `return`) or distinctive, for the line features
 /// ([`crate::select::features`]). Written by `kompress model line-data` from the
@@ -113,15 +207,15 @@ pub struct Vocab {
     /// Step outputs counted.
     pub outputs: u32,
     /// The items in at least [`crate::usage::MIN_GENERIC_OUTPUTS`] of them, sorted, each
-    /// ended by a space.
-    items: String,
+    /// ended by a space (UTF-8).
+    items: Array<u8>,
     /// Where each item starts in `items`; one more entry, the end.
-    starts: Vec<u32>,
+    starts: Array<u32>,
     /// Each item's count.
-    counts: Vec<u32>,
+    counts: Array<u32>,
     /// A power-of-two table: slot `hash(item) & (len - 1)`, or the next free one after it
     /// (wrapping), holds the item's position + 1; 0 is free. At least one slot is free.
-    slots: Vec<u32>,
+    slots: Array<u32>,
 }
 
 /// The vocabulary as the file has it.
@@ -153,7 +247,7 @@ impl From<Vocab> for EncodedVocab {
         EncodedVocab {
             outputs: v.outputs,
             counts: encode(&v.counts, u32::to_le_bytes),
-            items: v.items,
+            items: v.iter().map(|(item, _)| format!("{item} ")).collect(),
         }
     }
 }
@@ -181,14 +275,11 @@ impl Vocab {
         sorted: impl ExactSizeIterator<Item = (&'a str, u32)>,
     ) -> Result<Vocab> {
         let n = sorted.len();
-        let mut v = Vocab {
-            outputs,
-            starts: Vec::with_capacity(n + 1),
-            counts: Vec::with_capacity(n),
-            slots: vec![0; (2 * n + 1).next_power_of_two()],
-            ..Vocab::default()
-        };
-        let mask = v.slots.len() - 1;
+        let mut items = String::new();
+        let mut starts = Vec::with_capacity(n + 1);
+        let mut counts = Vec::with_capacity(n);
+        let mut slots = vec![0u32; (2 * n + 1).next_power_of_two()];
+        let mask = slots.len() - 1;
         let mut previous: Option<&str> = None;
         for (position, (item, count)) in sorted.enumerate() {
             ensure!(
@@ -200,22 +291,28 @@ impl Vocab {
                 "vocabulary items are not sorted and distinct at {item:?}"
             );
             previous = Some(item);
-            v.starts.push(v.items.len() as u32);
-            v.items.push_str(item);
-            v.items.push(' ');
-            v.counts.push(count);
+            starts.push(items.len() as u32);
+            items.push_str(item);
+            items.push(' ');
+            counts.push(count);
             let mut slot = hash(item) as usize & mask;
-            while v.slots[slot] != 0 {
+            while slots[slot] != 0 {
                 slot = (slot + 1) & mask;
             }
-            v.slots[slot] = position as u32 + 1;
+            slots[slot] = position as u32 + 1;
         }
-        v.starts.push(v.items.len() as u32);
-        Ok(v)
+        starts.push(items.len() as u32);
+        Ok(Vocab {
+            outputs,
+            items: Array::of(items.as_bytes()),
+            starts: Array::of(&starts),
+            counts: Array::of(&counts),
+            slots: Array::of(&slots),
+        })
     }
 
-    /// The item at `position`.
-    fn item(&self, position: usize) -> &str {
+    /// The bytes of the item at `position`.
+    fn item(&self, position: usize) -> &[u8] {
         &self.items[self.starts[position] as usize..self.starts[position + 1] as usize - 1]
     }
 
@@ -227,13 +324,17 @@ impl Vocab {
             "vocabulary starts and counts differ"
         );
         ensure!(
+            std::str::from_utf8(&self.items).is_ok(),
+            "vocabulary items are not UTF-8"
+        );
+        ensure!(
             self.starts.first() == Some(&0)
                 && self.starts.last().map(|&e| e as usize) == Some(self.items.len())
                 && self.starts.windows(2).all(|w| w[0] < w[1])
-                && self.items.ends_with(' ') == (n > 0)
+                && self.items.ends_with(b" ") == (n > 0)
                 && self.starts[1..]
                     .iter()
-                    .all(|&e| self.items.as_bytes()[e as usize - 1] == b' '),
+                    .all(|&e| self.items[e as usize - 1] == b' '),
             "vocabulary items are not whole"
         );
         ensure!(
@@ -247,7 +348,11 @@ impl Vocab {
 
     /// Every `(item, count)`, sorted by item.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        (0..self.counts.len()).map(|p| (self.item(p), self.counts[p]))
+        // Items are whole UTF-8 words ended by a space (built from `&str`, or checked).
+        (0..self.counts.len()).map(|p| {
+            let item = std::str::from_utf8(self.item(p)).unwrap_or_default();
+            (item, self.counts[p])
+        })
     }
 
     /// The outputs `item` occurs in (0 when it is not in the table: it is rare).
@@ -255,12 +360,15 @@ impl Vocab {
         if self.slots.is_empty() {
             return 0;
         }
-        let mask = self.slots.len() - 1;
+        let slots = &*self.slots;
+        let mask = slots.len() - 1;
         let mut slot = hash(item) as usize & mask;
         loop {
-            match self.slots[slot] {
+            match slots[slot] {
                 0 => return 0,
-                s if self.item(s as usize - 1) == item => return self.counts[s as usize - 1],
+                s if self.item(s as usize - 1) == item.as_bytes() => {
+                    return self.counts[s as usize - 1];
+                }
                 _ => slot = (slot + 1) & mask,
             }
         }
@@ -288,12 +396,12 @@ pub struct Forest {
     names: Vec<String>,
     /// Where each tree's nodes start in the node arrays, and one more entry, the end. A
     /// tree has one leaf more than nodes, so tree `t`'s leaves start at `nodes[t] + t`.
-    nodes: Vec<u32>,
-    feature: Vec<u16>,
-    threshold: Vec<f32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
-    leaf: Vec<f32>,
+    nodes: Array<u32>,
+    feature: Array<u16>,
+    threshold: Array<f32>,
+    left: Array<i32>,
+    right: Array<i32>,
+    leaf: Array<f32>,
     /// Calibrated prices per kind of command ([`crate::domain::CommandKind::name`]): how
     /// many tokens a used item is worth when deciding which lines go (see
     /// [`crate::select::choose`]). A kind without a price keeps every line.
@@ -339,20 +447,14 @@ impl<'a> Reader<'a> {
         self.take(self.at.next_multiple_of(4) - self.at).map(|_| ())
     }
 
-    fn values<T, const N: usize>(
-        &mut self,
-        count: usize,
-        value: impl Fn([u8; N]) -> T,
-    ) -> Result<Vec<T>> {
-        let bytes = self.take(
-            count
-                .checked_mul(N)
-                .context("packed line model is too large")?,
-        )?;
-        Ok(bytes
-            .chunks_exact(N)
-            .map(|c| value(c.try_into().expect("chunks of N bytes")))
-            .collect())
+    /// The next `count` values of `T`, in place in `buffer` (the one `self` reads).
+    fn array<T: bytemuck::Pod>(&mut self, buffer: &Arc<Buffer>, count: usize) -> Result<Array<T>> {
+        let size = count
+            .checked_mul(size_of::<T>())
+            .context("packed line model is too large")?;
+        let start = self.at;
+        self.take(size)?;
+        Array::at(buffer, start..start + size)
     }
 }
 
@@ -374,19 +476,8 @@ impl Forest {
         if file.format != FORMAT {
             bail!("line model format `{}`, expected `{FORMAT}`", file.format);
         }
-        let mut forest = Forest {
-            base: file.base,
-            names: file.features,
-            nodes: vec![0],
-            feature: Vec::new(),
-            threshold: Vec::new(),
-            left: Vec::new(),
-            right: Vec::new(),
-            leaf: Vec::new(),
-            prices: file.prices,
-            meta: file.meta,
-            vocab: file.vocab,
-        };
+        let (mut starts, mut feature, mut threshold) = (vec![0u32], Vec::new(), Vec::new());
+        let (mut left, mut right, mut leaf) = (Vec::new(), Vec::new(), Vec::new());
         for tree in file.trees {
             let nodes = tree.feature.len();
             ensure!(
@@ -399,13 +490,26 @@ impl Forest {
                 tree.leaf.len() == nodes + 1,
                 "a binary tree has one leaf more than nodes"
             );
-            forest.feature.extend(tree.feature);
-            forest.threshold.extend(tree.threshold);
-            forest.left.extend(tree.left);
-            forest.right.extend(tree.right);
-            forest.leaf.extend(tree.leaf);
-            forest.nodes.push(forest.feature.len() as u32);
+            feature.extend(tree.feature);
+            threshold.extend(tree.threshold);
+            left.extend(tree.left);
+            right.extend(tree.right);
+            leaf.extend(tree.leaf);
+            starts.push(feature.len() as u32);
         }
+        let forest = Forest {
+            base: file.base,
+            names: file.features,
+            nodes: Array::of(&starts),
+            feature: Array::of(&feature),
+            threshold: Array::of(&threshold),
+            left: Array::of(&left),
+            right: Array::of(&right),
+            leaf: Array::of(&leaf),
+            prices: file.prices,
+            meta: file.meta,
+            vocab: file.vocab,
+        };
         forest.check(expected_features)?;
         Ok(forest)
     }
@@ -443,37 +547,58 @@ impl Forest {
         put(&mut out, &v.starts, u32::to_le_bytes);
         put(&mut out, &v.counts, u32::to_le_bytes);
         put(&mut out, &v.slots, u32::to_le_bytes);
-        out.extend(v.items.as_bytes());
+        out.extend(&*v.items);
         out
     }
 
-    /// Read a packed file ([`Forest::to_packed`]) and check it against the extractor's
-    /// feature names.
+    /// Map the packed file at `path` ([`Forest::to_packed`]) into memory and check it
+    /// against the extractor's feature names. Its arrays are read in place: loading is
+    /// checking them.
+    pub fn open(path: &Path, expected_features: &[&str]) -> Result<Forest> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // SAFETY: the mapping is read-only and private; like the word model's GGUF, the
+        // file is only replaced by reinstalling, not written in place while in use.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .with_context(|| format!("cannot map {}", path.display()))?;
+        Forest::packed(Arc::new(Buffer::Mapped(map)), expected_features)
+    }
+
+    /// Read a packed file's bytes ([`Forest::to_packed`]) and check them against the
+    /// extractor's feature names.
     pub fn from_packed(bytes: &[u8], expected_features: &[&str]) -> Result<Forest> {
+        Forest::packed(Arc::new(Buffer::copy(bytes)), expected_features)
+    }
+
+    fn packed(buffer: Arc<Buffer>, expected_features: &[&str]) -> Result<Forest> {
+        ensure!(
+            cfg!(target_endian = "little"),
+            "the packed line model is read in place, on little-endian machines only"
+        );
+        let bytes = buffer.bytes();
         let mut r = Reader { bytes, at: 0 };
         ensure!(
             r.take(PACKED_MAGIC.len()).ok() == Some(PACKED_MAGIC),
             "not a packed line model (`kompress model pack-lines` writes one)"
         );
-        let length = r.values(1, u32::from_le_bytes)?[0];
+        let length = u32::from_le_bytes(r.take(4)?.try_into().expect("4 bytes"));
         let h: PackedHeader = serde_json::from_slice(r.take(length as usize)?)
             .context("packed line model header is not valid")?;
         r.align()?;
         let (trees, total) = (h.trees as usize, h.nodes as usize);
-        let nodes = r.values(trees + 1, u32::from_le_bytes)?;
-        let feature = r.values(total, u16::from_le_bytes)?;
+        let nodes = r.array(&buffer, trees + 1)?;
+        let feature = r.array(&buffer, total)?;
         r.align()?;
-        let threshold = r.values(total, f32::from_le_bytes)?;
-        let left = r.values(total, i32::from_le_bytes)?;
-        let right = r.values(total, i32::from_le_bytes)?;
-        let leaf = r.values(total + trees, f32::from_le_bytes)?;
+        let threshold = r.array(&buffer, total)?;
+        let left = r.array(&buffer, total)?;
+        let right = r.array(&buffer, total)?;
+        let leaf = r.array(&buffer, total + trees)?;
         let vocab = Vocab {
             outputs: h.vocab_outputs,
-            starts: r.values(h.vocab_items as usize + 1, u32::from_le_bytes)?,
-            counts: r.values(h.vocab_items as usize, u32::from_le_bytes)?,
-            slots: r.values(h.vocab_slots as usize, u32::from_le_bytes)?,
-            items: String::from_utf8(r.take(h.vocab_bytes as usize)?.to_vec())
-                .context("vocabulary items are not UTF-8")?,
+            starts: r.array(&buffer, h.vocab_items as usize + 1)?,
+            counts: r.array(&buffer, h.vocab_items as usize)?,
+            slots: r.array(&buffer, h.vocab_slots as usize)?,
+            items: r.array(&buffer, h.vocab_bytes as usize)?,
         };
         ensure!(r.at == bytes.len(), "packed line model has trailing bytes");
         vocab.check()?;
@@ -551,12 +676,37 @@ impl Forest {
     pub fn predict(&self, x: &[f32]) -> f32 {
         debug_assert!(x.len() >= self.names.len());
         let x = &x[..self.names.len()];
-        let sum: f32 = self.base + (0..self.trees()).map(|t| self.tree(t, x)).sum::<f32>();
+        let trees = Trees {
+            nodes: &self.nodes,
+            feature: &self.feature,
+            threshold: &self.threshold,
+            left: &self.left,
+            right: &self.right,
+            leaf: &self.leaf,
+        };
+        let sum: f32 = self.base + (0..self.trees()).map(|t| trees.eval(t, x)).sum::<f32>();
         1.0 / (1.0 + (-sum).exp())
     }
 
+    /// The number of trees.
+    pub fn trees(&self) -> usize {
+        self.nodes.len() - 1
+    }
+}
+
+/// The forest's arrays as slices, for a row's walk down every tree.
+struct Trees<'a> {
+    nodes: &'a [u32],
+    feature: &'a [u16],
+    threshold: &'a [f32],
+    left: &'a [i32],
+    right: &'a [i32],
+    leaf: &'a [f32],
+}
+
+impl Trees<'_> {
     /// Tree `t`'s leaf for `x`.
-    fn tree(&self, t: usize, x: &[f32]) -> f32 {
+    fn eval(&self, t: usize, x: &[f32]) -> f32 {
         let (start, end) = (self.nodes[t] as usize, self.nodes[t + 1] as usize);
         let leaves = &self.leaf[start + t..=end + t];
         if start == end {
@@ -575,11 +725,6 @@ impl Forest {
             }
             node = next as usize;
         }
-    }
-
-    /// The number of trees.
-    pub fn trees(&self) -> usize {
-        self.nodes.len() - 1
     }
 }
 
