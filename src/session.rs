@@ -44,6 +44,9 @@ pub const MAX_DIFF_EDITS: usize = 400;
 /// Outputs with more lines than this are not diffed (the diff's cost grows with them).
 pub const MAX_DIFF_LINES: usize = 50_000;
 
+/// The file in the sessions directory whose modification time is the last sweep's.
+const SWEPT_STAMP: &str = ".swept";
+
 /// Which repeated call this is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Key {
@@ -142,11 +145,27 @@ impl Memory {
         let path = self.path(key);
         paths::write_private_atomic(&path, &serde_json::to_vec(&record)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        if new_session {
+        if new_session && self.sweep_due() {
             // A session's first call: a good moment to forget expired ones.
             self.sweep();
         }
         Ok(())
+    }
+
+    /// Whether the last sweep is older than [`store::SWEEP_EVERY`]; if so, it is now.
+    ///
+    /// A sweep reads every session's directory, and a busy user (subagents are sessions
+    /// of their own) has thousands: 3,000 took 3 ms of each session's first hook call.
+    fn sweep_due(&self) -> bool {
+        let stamp = self.dir.join(SWEPT_STAMP);
+        let last = std::fs::metadata(&stamp).and_then(|m| m.modified());
+        let due = last.map_or(true, |t| {
+            SystemTime::now().duration_since(t).unwrap_or_default() >= store::SWEEP_EVERY
+        });
+        if due {
+            let _ = paths::write_private_atomic(&stamp, b"");
+        }
+        due
     }
 
     /// Delete the sessions not written to within the retention period.
@@ -240,6 +259,42 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(memory.dir()), 0o700);
         assert_eq!(mode(&memory.path(&key("ls"))), 0o600);
+    }
+
+    #[test]
+    fn new_sessions_sweep_at_most_once_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().to_path_buf(), 1);
+        let session = |name: &str| Key {
+            session: name.into(),
+            ..key("ls")
+        };
+        let expire = |name: &str| {
+            let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
+            let dir = std::fs::File::open(memory.session_dir(&session(name))).unwrap();
+            dir.set_modified(old).unwrap();
+        };
+        memory.remember(&session("old1"), "a").unwrap();
+        expire("old1");
+        // The first session since the last sweep an hour ago (here: ever) sweeps.
+        std::fs::remove_file(dir.path().join(SWEPT_STAMP)).unwrap();
+        memory.remember(&session("new1"), "b").unwrap();
+        assert!(!memory.session_dir(&session("old1")).exists());
+        // The next ones within the hour do not.
+        memory.remember(&session("old2"), "c").unwrap();
+        expire("old2");
+        memory.remember(&session("new2"), "d").unwrap();
+        assert!(memory.session_dir(&session("old2")).exists());
+        let stamp = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(SWEPT_STAMP))
+            .unwrap();
+        stamp
+            .set_modified(SystemTime::now() - store::SWEEP_EVERY)
+            .unwrap();
+        memory.remember(&session("new3"), "e").unwrap();
+        assert!(!memory.session_dir(&session("old2")).exists());
+        assert!(memory.session_dir(&session("new3")).exists());
     }
 
     #[test]
