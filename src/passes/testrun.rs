@@ -178,6 +178,11 @@ static SECTION: Pattern = Pattern::new(concat!(
         r")"
     ));
 
+/// Whether `line` may be a [`GO_RESULT`] (which then need not be compiled for the others).
+fn is_go_result(line: &str) -> bool {
+    line.contains("--- PASS: ") || line.contains("--- SKIP: ")
+}
+
 /// What folding `body` would count, or `None` when the line stays.
 fn classify(body: &str, ctx: Context, go_passed: &HashSet<&str>) -> Option<Counts> {
     let t = body.trim_end();
@@ -212,7 +217,13 @@ fn classify(body: &str, ctx: Context, go_passed: &HashSet<&str>) -> Option<Count
     }
     let first = t.trim_start().chars().next()?;
     if matches!(first, '.' | 's' | 'x') || t.contains(".py ") {
-        let dots = if let Some(caps) = PYTEST_PROGRESS.captures(t) {
+        // The pattern needs one of these (and most lines starting `s` or `x` are code).
+        let progress = if t.contains(".py ") || t.contains("%]") {
+            PYTEST_PROGRESS.captures(t)
+        } else {
+            None
+        };
+        let dots = if let Some(caps) = progress {
             caps.get(1).or(caps.get(2)).map(|m| m.as_str())
         } else if ctx.unittest && t.bytes().all(|b| matches!(b, b'.' | b's' | b'x')) {
             Some(t)
@@ -231,7 +242,7 @@ fn classify(body: &str, ctx: Context, go_passed: &HashSet<&str>) -> Option<Count
     match first {
         '✓' | '✔' | '√' if ctx.js => return passed(1),
         '○' | '↓' | '✎' if ctx.js => return skipped(1),
-        '-' => {
+        '-' if is_go_result(t) => {
             let caps = GO_RESULT.captures(t)?;
             return if &caps[1] == "PASS" {
                 passed(1)
@@ -239,7 +250,10 @@ fn classify(body: &str, ctx: Context, go_passed: &HashSet<&str>) -> Option<Count
                 skipped(1)
             };
         }
-        '=' => {
+        '=' if ["=== RUN", "=== PAUSE", "=== CONT", "=== NAME"]
+            .iter()
+            .any(|w| t.contains(w)) =>
+        {
             let caps = GO_RUN.captures(t)?;
             return go_passed.contains(&caps[1]).then(|| Counts {
                 runs: 1,
@@ -276,6 +290,7 @@ pub fn apply(text: &str) -> Cow<'_, str> {
     };
     let go_passed: HashSet<&str> = lines
         .iter()
+        .filter(|l| is_go_result(l.body))
         .filter_map(|l| GO_RESULT.captures(l.body))
         .filter_map(|c| c.get(2))
         .map(|m| m.as_str())
