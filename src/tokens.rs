@@ -53,6 +53,20 @@ pub fn count(text: &str) -> usize {
     Pieces(text).map(|p| merge.tokens(p.as_bytes())).sum()
 }
 
+/// [`count`] of `head` followed by `tail`, given `head_tokens`, the count of `head`.
+///
+/// When `head` ends a line and `tail` starts with a character that is not whitespace, no
+/// pre-tokenizer piece spans the two (a piece holds a line break only at its end, or
+/// whitespace after it), so the counts add up and `head` is not counted again; otherwise
+/// the whole text is counted.
+pub fn count_joined(head: &str, head_tokens: usize, tail: &str) -> usize {
+    if head.ends_with('\n') && tail.starts_with(|c: char| !c.is_whitespace()) {
+        head_tokens + count(tail)
+    } else {
+        count(&format!("{head}{tail}"))
+    }
+}
+
 /// `Some(n)` when `text` has at most `limit` tokens, `None` as soon as it has more.
 ///
 /// Cheaper than [`count`] on huge inputs when only a comparison is needed.
@@ -254,6 +268,25 @@ mod tests {
         assert_eq!(count("hello world"), 2);
         assert_eq!(count("TokenExpiredError"), 3);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn joined_counts_add_up_after_a_line_break(
+            head in proptest::collection::vec(proptest::sample::select(PARTS.to_vec()), 0..12),
+            tail in proptest::collection::vec(proptest::sample::select(PARTS.to_vec()), 0..12),
+        ) {
+            let (head, tail) = (head.concat(), tail.concat());
+            let joined = format!("{head}{tail}");
+            proptest::prop_assert_eq!(count_joined(&head, count(&head), &tail), count(&joined));
+        }
+    }
+
+    /// Pieces that stress the pre-tokenizer at a join: line breaks, runs of spaces,
+    /// contractions, digits, punctuation, letters from other scripts.
+    const PARTS: &[&str] = &[
+        "\n", "\r\n", "\n\n", " ", "  ", "\t", "\u{a0}", "'s", "'", "x", "Error", "123", "4567",
+        "[", "[kompress: 3→2 tokens]", ")", "...", "é", "日本", "\u{2028}", "-", "_a",
+    ];
 
     #[test]
     fn limit_stops_early() {

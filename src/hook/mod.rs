@@ -473,19 +473,28 @@ impl Job<'_> {
             let build =
                 |shown: usize| format!("{body}{newline}{}{end}", trailer(tokens_in, shown, &id));
             // The trailer shows the final count, which depends on the trailer's own digits.
+            // `body` is counted once (`result.tokens_out`), not again with each trailer.
+            let head = format!("{body}{newline}");
+            let head_tokens = if newline.is_empty() {
+                result.tokens_out
+            } else {
+                tokens::count(&head)
+            };
+            let count_of = |shown: usize| {
+                let tail = format!("{}{end}", trailer(tokens_in, shown, &id));
+                tokens::count_joined(&head, head_tokens, &tail)
+            };
             let mut shown =
                 result.tokens_out + tokens::count(&trailer(tokens_in, result.tokens_out, &id)) + 1;
-            let mut text = build(shown);
-            let mut count = tokens::count(&text);
+            let mut count = count_of(shown);
             for _ in 0..3 {
                 if count == shown {
                     break;
                 }
                 shown = count;
-                text = build(shown);
-                count = tokens::count(&text);
+                count = count_of(shown);
             }
-            (text, count)
+            (build(shown), count)
         };
         let saved = tokens_in.saturating_sub(tokens_out);
         let enough = saved > 0 && saved as f64 >= self.config.min_saving * tokens_in as f64;
