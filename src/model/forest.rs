@@ -819,15 +819,26 @@ mod tests {
         assert!(Forest::from_json(old.as_bytes(), &["a", "b"]).is_err());
     }
 
-    #[test]
-    fn packing_keeps_every_prediction_and_item() {
+    /// [`TWO_TREES`] with an item table.
+    fn two_trees_and_items() -> Forest {
         let mut f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b"]).unwrap();
         f.vocab = Vocab::new(30, [("self", 29), ("return", 7), ("abc", 1)]).unwrap();
+        f
+    }
+
+    #[test]
+    fn packing_keeps_every_prediction_and_item() {
+        let f = two_trees_and_items();
         let packed = f.to_packed();
         let back = Forest::from_packed(&packed, &["a", "b", "c"]).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &packed).unwrap();
+        let mapped = Forest::open(file.path(), &["a", "b"]).unwrap();
         for x in [[1.0, 0.0], [2.0, 1.0], [4.0, 1.0], [-3.0, 9.0]] {
             assert_eq!(back.predict(&x), f.predict(&x));
+            assert_eq!(mapped.predict(&x), f.predict(&x));
         }
+        assert_eq!(mapped.vocab.df("return"), 7);
         assert_eq!(back.prices, f.prices);
         assert_eq!(back.trees(), 2);
         assert_eq!(
@@ -851,9 +862,7 @@ mod tests {
 
     #[test]
     fn broken_packed_files_are_errors_not_panics() {
-        let mut f = Forest::from_json(TWO_TREES.as_bytes(), &["a", "b"]).unwrap();
-        f.vocab = Vocab::new(30, [("self", 29), ("return", 7), ("abc", 1)]).unwrap();
-        let packed = f.to_packed();
+        let packed = two_trees_and_items().to_packed();
         for end in 0..packed.len() {
             assert!(
                 Forest::from_packed(&packed[..end], &["a", "b"]).is_err(),

@@ -95,6 +95,20 @@ pub(crate) fn corpus() -> Vec<(String, String)> {
     texts
 }
 
+/// How many lines of the corpus `matcher` accepts, after checking that on every line it
+/// answers as `pattern` does: a hand-written matcher keeps to the regex it replaces.
+pub(crate) fn lines_agree(matcher: impl Fn(&str) -> bool, pattern: &str) -> usize {
+    let pattern = regex::Regex::new(pattern).expect("valid pattern");
+    let mut accepted = 0;
+    for (_, text) in corpus() {
+        for line in text.lines() {
+            assert_eq!(matcher(line), pattern.is_match(line), "{line:?}");
+            accepted += usize::from(matcher(line));
+        }
+    }
+    accepted
+}
+
 /// The general invariants; returns the output.
 fn check<'a>(pass: Pass, id: &str, text: &'a str) -> Cow<'a, str> {
     let out = pass.apply(text);
