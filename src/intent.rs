@@ -20,10 +20,18 @@
 //! grown [`WINDOW_GROWTH`] times over up to [`MAX_WINDOW_BYTES`] while the call is not in
 //! it. Everything fails open: a missing or unreadable file, a junk line, a call not found
 //! all mean no intent.
+//!
+//! Claude Code appends the call's lines to the transcript while the tool runs, and a fast
+//! tool and a fast hook can look before they are there: in the real client the call was
+//! missing from 3 of 48 reads in one test run, and the intent case failed 2 runs in 15. A
+//! call not found is looked for again, every [`CALL_POLL`], for at most the patience the
+//! caller gives ([`CALL_PATIENCE`] in the hook; a subagent's calls may be in another file,
+//! so it waits for none).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 use serde_json::Value;
@@ -40,6 +48,12 @@ pub const MAX_WINDOW_BYTES: u64 = 4 << 20;
 /// How many times larger each next window is.
 pub const WINDOW_GROWTH: u64 = 4;
 
+/// How long the hook waits for a call that is not in the transcript yet.
+pub const CALL_PATIENCE: Duration = Duration::from_millis(60);
+
+/// How often it looks again meanwhile.
+pub const CALL_POLL: Duration = Duration::from_millis(5);
+
 /// When set to a file path, every intent the hook or the CLI uses is appended to that file
 /// as one line ([`debug_record`]). For tests; not documented to users.
 pub const DEBUG_ENV: &str = "KOMPRESS_DEBUG_INTENT";
@@ -52,30 +66,55 @@ pub const DEBUG_NONE: &str = "<none>";
 /// it has none, the assistant text directly before the call back to the previous user
 /// line. Each block trimmed, joined with `\n`, at most the last [`MAX_INTENT_CHARS`] characters.
 ///
-/// `None` when there is no such text, and on any error.
-pub fn from_transcript(path: &Path, tool_use_id: &str) -> Option<String> {
+/// `None` when there is no such text, and on any error. A call not in the file is looked
+/// for again for up to `patience` (see the module docs).
+pub fn from_transcript(path: &Path, tool_use_id: &str, patience: Duration) -> Option<String> {
+    let give_up = Instant::now() + patience;
+    loop {
+        match read_intent(path, tool_use_id) {
+            Lookup::CallMissing if Instant::now() < give_up => std::thread::sleep(CALL_POLL),
+            Lookup::CallMissing => return None,
+            Lookup::Done(intent) => return intent,
+        }
+    }
+}
+
+/// What one read of the transcript found.
+enum Lookup {
+    /// The call is not in the file (yet).
+    CallMissing,
+    /// The call's intent, if it has one (or an error: no intent).
+    Done(Option<String>),
+}
+
+fn read_intent(path: &Path, tool_use_id: &str) -> Lookup {
+    let done = Lookup::Done;
     if tool_use_id.is_empty() {
-        return None;
+        return done(None);
     }
-    let mut file = File::open(path).ok()?;
-    let metadata = file.metadata().ok()?;
-    if !metadata.is_file() {
-        return None;
-    }
-    let len = metadata.len();
-    let needle = Regex::new(&regex::escape(tool_use_id)).ok()?;
+    let Ok(mut file) = File::open(path) else {
+        return done(None);
+    };
+    let Some(len) = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()) else {
+        return done(None);
+    };
+    let Ok(needle) = Regex::new(&regex::escape(tool_use_id)) else {
+        return done(None);
+    };
     let mut window = FIRST_WINDOW_BYTES;
     loop {
-        let tail = read_tail(&mut file, len, window)?;
+        let Some(tail) = read_tail(&mut file, len, window) else {
+            return done(None);
+        };
         let last_window = window >= len || window >= MAX_WINDOW_BYTES;
         match find_call(&tail, &needle, tool_use_id) {
             // The walk back from the call ended at the user's line or an earlier message.
             Some(Gathered {
                 intent,
                 complete: true,
-            }) => return intent,
-            Some(Gathered { intent, .. }) if last_window => return intent,
-            None if last_window => return None,
+            }) => return done(intent),
+            Some(Gathered { intent, .. }) if last_window => return done(intent),
+            None if last_window => return Lookup::CallMissing,
             // Not found, or the call's turn may begin before the window: a larger one.
             _ => {}
         }
@@ -381,7 +420,7 @@ mod tests {
 
     fn intent(lines: &[String], id: &str) -> Option<String> {
         let file = transcript(lines);
-        from_transcript(file.path(), id)
+        from_transcript(file.path(), id, Duration::ZERO)
     }
 
     /// A long, earlier conversation: `n` calls with their outputs.
@@ -398,6 +437,39 @@ mod tests {
             ));
         }
         lines
+    }
+
+    #[test]
+    fn a_call_written_late_is_waited_for_within_the_patience() {
+        let mut lines = history(2);
+        lines.push(prompt("why does the build fail?"));
+        lines.push(text("msg_01A", "Let me build it."));
+        let file = transcript(&lines);
+        // Claude Code appends the call while the hook is already looking.
+        let path = file.path().to_path_buf();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            wait.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(tool_use("msg_01A", "toolu_01X", "make").as_bytes()).unwrap();
+        });
+        assert_eq!(from_transcript(file.path(), "toolu_01X", Duration::ZERO), None);
+        go.send(()).unwrap();
+        let found = from_transcript(file.path(), "toolu_01X", Duration::from_secs(5));
+        assert_eq!(found.as_deref(), Some("Let me build it."));
+        writer.join().unwrap();
+        // A call that never comes costs the patience, no more.
+        let start = Instant::now();
+        let missing = from_transcript(file.path(), "toolu_never", Duration::from_millis(30));
+        assert_eq!(missing, None);
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        // A call already there is not waited for.
+        let start = Instant::now();
+        let old = from_transcript(file.path(), "toolu_old1", Duration::from_secs(5));
+        assert_eq!(old.as_deref(), Some("Step 1: listing files."));
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
@@ -435,12 +507,12 @@ mod tests {
         silent.push(tool_use("msg_01B", "toolu_01Z", "ls"));
         assert_eq!(intent(&silent, "toolu_01Z"), None);
         assert_eq!(
-            from_transcript(Path::new("/nonexistent/t.jsonl"), "toolu_1"),
+            from_transcript(Path::new("/nonexistent/t.jsonl"), "toolu_1", Duration::ZERO),
             None
         );
-        assert_eq!(from_transcript(Path::new("/dev/null"), "toolu_1"), None);
+        assert_eq!(from_transcript(Path::new("/dev/null"), "toolu_1", Duration::ZERO), None);
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(from_transcript(dir.path(), "toolu_1"), None);
+        assert_eq!(from_transcript(dir.path(), "toolu_1", Duration::ZERO), None);
         assert_eq!(intent(&[], "toolu_1"), None);
     }
 
@@ -535,7 +607,7 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(&bytes).unwrap();
         assert_eq!(
-            from_transcript(file.path(), "toolu_01X").as_deref(),
+            from_transcript(file.path(), "toolu_01X", Duration::ZERO).as_deref(),
             Some("Looking for the error.")
         );
     }
@@ -568,7 +640,7 @@ mod tests {
         let file = transcript(&lines);
         assert!(file.as_file().metadata().unwrap().len() > 1 << 20);
         assert_eq!(
-            from_transcript(file.path(), "toolu_01X").as_deref(),
+            from_transcript(file.path(), "toolu_01X", Duration::ZERO).as_deref(),
             Some("Building the release.")
         );
         // Near the end but past the first window.
@@ -578,7 +650,7 @@ mod tests {
         lines.extend(history(1_500));
         let file = transcript(&lines);
         assert_eq!(
-            from_transcript(file.path(), "toolu_01X").as_deref(),
+            from_transcript(file.path(), "toolu_01X", Duration::ZERO).as_deref(),
             Some("Counting lines.")
         );
         // Beyond the largest window: not looked for.
@@ -589,9 +661,9 @@ mod tests {
         lines.extend(history(6_000));
         let file = transcript(&lines);
         assert!(file.as_file().metadata().unwrap().len() > MAX_WINDOW_BYTES);
-        assert_eq!(from_transcript(file.path(), "toolu_01X"), None);
+        assert_eq!(from_transcript(file.path(), "toolu_01X", Duration::ZERO), None);
         assert_eq!(
-            from_transcript(file.path(), "toolu_old5999").as_deref(),
+            from_transcript(file.path(), "toolu_old5999", Duration::ZERO).as_deref(),
             Some("Step 5999: listing files.")
         );
     }

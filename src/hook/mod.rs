@@ -36,7 +36,7 @@ pub mod shell;
 
 use std::path::Path;
 use std::sync::LazyLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use regex::Regex;
@@ -287,6 +287,11 @@ pub fn handle_with(
             .get("transcript_path")
             .and_then(Value::as_str)
             .zip(payload.get("tool_use_id").and_then(Value::as_str)),
+        call_patience: if field("agent_id").is_empty() {
+            intent::CALL_PATIENCE
+        } else {
+            Duration::ZERO
+        },
         intent: None,
         local,
         memory_key,
@@ -354,6 +359,7 @@ pub fn command_output(
             ..Hints::default()
         },
         transcript: None,
+        call_patience: Duration::ZERO,
         intent: None,
         local: None,
         memory_key: None,
@@ -387,6 +393,9 @@ struct Job<'a> {
     hints: Hints<'a>,
     /// `transcript_path` and `tool_use_id`, when the payload has both.
     transcript: Option<(&'a str, &'a str)>,
+    /// How long to wait for the call to reach the transcript ([`intent::CALL_PATIENCE`];
+    /// none in a subagent, whose calls may be in a file of their own).
+    call_patience: Duration,
     /// The agent's intent once read: `Some(None)` when there is none.
     intent: Option<Option<String>>,
     local: Option<&'a Local>,
@@ -415,7 +424,9 @@ impl Job<'_> {
         if long_enough && self.intent.is_none() {
             self.intent = Some(
                 self.transcript
-                    .and_then(|(path, id)| intent::from_transcript(Path::new(path), id)),
+                    .and_then(|(path, id)| {
+                        intent::from_transcript(Path::new(path), id, self.call_patience)
+                    }),
             );
         }
         let request = Request {
