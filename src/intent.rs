@@ -23,7 +23,7 @@
 //!
 //! Claude Code appends the call's lines to the transcript while the tool runs, and a fast
 //! tool and a fast hook can look before they are there: in the real client the call was
-//! missing from 3 of 48 reads in one test run, and the intent case failed 2 runs in 15. A
+//! missing from 3 of 48 reads over six test runs, and the intent case failed 2 runs in 17. A
 //! call not found is looked for again, every [`CALL_POLL`], for at most the patience the
 //! caller gives ([`CALL_PATIENCE`] in the hook; a subagent's calls may be in another file,
 //! so it waits for none).
