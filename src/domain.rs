@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::passes::Pass;
-use crate::passes::pattern::Pattern;
+use crate::passes::pattern::{Gated, Pattern};
 
 /// What kind of output a text is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
@@ -230,30 +230,6 @@ fn head(text: &str) -> &str {
 // the byte and Unicode builds agree.
 // The patterns below scope `(?i)` to their keywords: case folding over a whole pattern
 // costs compile time for signals (stack frames, test names, log prefixes) that are ASCII.
-/// A detection pattern behind a literal test. Compiling a pattern costs more than the rest
-/// of most hook calls, and most outputs hold none of the literals a pattern needs, so most
-/// hook calls never compile it.
-struct Gated {
-    /// Every match of the pattern holds one of these. One that starts with `\n` stands
-    /// for a line start: it may also begin the text.
-    needles: &'static [&'static str],
-    pattern: Pattern,
-}
-
-impl Gated {
-    /// False only when the pattern cannot match `text`.
-    fn may_match(&self, text: &str) -> bool {
-        self.needles.iter().any(|needle| match needle.strip_prefix('\n') {
-            Some(start) => text.starts_with(start) || text.contains(needle),
-            None => text.contains(needle),
-        })
-    }
-
-    fn is_match(&self, text: &str) -> bool {
-        self.may_match(text) && self.pattern.is_match(text)
-    }
-}
-
 static ERROR_TRACE: Gated = Gated {
     needles: &[
         "Traceback (most recent call last):",

@@ -252,11 +252,34 @@ impl From<Vocab> for EncodedVocab {
     }
 }
 
-/// FNV-1a, 64 bits: the index key of an item.
+/// FNV-1a, 64 bits: the item table's index key ([`hash`]), and the hasher of the line
+/// features' per-output word tables, where SipHash's resistance to chosen keys buys
+/// nothing over short words of one output.
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = bytes
+            .iter()
+            .fold(self.0, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    }
+}
+
+/// The index key of an item: FNV-1a of its bytes.
 fn hash(item: &str) -> u64 {
-    item.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(item.as_bytes());
+    h.finish()
 }
 
 impl Vocab {

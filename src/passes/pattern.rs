@@ -70,6 +70,31 @@ impl Pattern {
     }
 }
 
+/// A pattern behind a literal test: compiling a pattern costs more than most of a hook
+/// call, and most outputs hold none of the literals a pattern needs, so most hook calls
+/// never compile it.
+pub struct Gated {
+    /// Every match of the pattern holds one of these. One that starts with `\n` stands
+    /// for a line start: it may also begin the text.
+    pub needles: &'static [&'static str],
+    pub pattern: Pattern,
+}
+
+impl Gated {
+    /// False only when the pattern cannot match `text`.
+    pub fn may_match(&self, text: &str) -> bool {
+        self.needles.iter().any(|needle| match needle.strip_prefix('\n') {
+            Some(start) => text.starts_with(start) || text.contains(needle),
+            None => text.contains(needle),
+        })
+    }
+
+    /// Whether the pattern matches somewhere in `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.may_match(text) && self.pattern.is_match(text)
+    }
+}
+
 /// `source` built lean, over Unicode text or (`unicode` false) over bytes with ASCII
 /// classes. Panics on an invalid pattern: patterns are constants, and tests compile each.
 pub fn compile(source: &str, unicode: bool) -> Regex {

@@ -6,36 +6,15 @@
 //! training (`kompress model line-data`) and at run time, so the two cannot disagree.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 
 use crate::domain::{CommandKind, Domain};
-use crate::model::forest::Vocab;
+use crate::model::forest::{Fnv, Vocab};
 use crate::passes::pattern::Pattern;
 use crate::usage;
 
-/// FNV-1a for the per-output word tables below: they are built on every hook call that
-/// selects lines, over short words of one output, where SipHash's resistance to chosen
-/// keys buys nothing.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = bytes
-            .iter()
-            .fold(self.0, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    }
-}
-
+/// The per-output word tables: built on every hook call that selects lines.
 type Fast = BuildHasherDefault<Fnv>;
 type Set<'a> = HashSet<&'a str, Fast>;
 type Map<'a, V> = HashMap<&'a str, V, Fast>;
