@@ -139,7 +139,8 @@ pub fn items(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-fn item_set(text: &str) -> HashSet<&str> {
+/// The distinct items of a text.
+pub fn item_set(text: &str) -> HashSet<&str> {
     items(text).collect()
 }
 

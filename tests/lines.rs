@@ -86,13 +86,20 @@ fn dropped_runs_come_back_by_their_line_numbers() {
         }
         let markers: Vec<&str> = after
             .lines()
-            .filter(|l| l.starts_with("[kompress: line"))
+            .filter(|l| l.starts_with("[kompress: line") || l.starts_with("[line"))
             .collect();
         if markers.is_empty() {
             continue;
         }
         with_markers += 1;
-        // The first marker names the command; every marker names its original range.
+        // The first marker names the command, and stands in for the trailer; the others
+        // are short. Every marker names its original range.
+        assert!(markers[0].contains(" omitted; kompress show "), "{after}");
+        assert!(
+            markers[1..].iter().all(|m| !m.contains("kompress")),
+            "{after}"
+        );
+        assert!(!after.contains(" tokens · full output: "), "{after}");
         let id = markers[0]
             .split("kompress show ")
             .nth(1)
@@ -101,7 +108,11 @@ fn dropped_runs_come_back_by_their_line_numbers() {
             .next()
             .unwrap();
         for marker in markers {
-            let range = marker.split_whitespace().nth(2).unwrap();
+            let range = marker
+                .split_whitespace()
+                .skip_while(|w| !w.trim_start_matches('[').starts_with("line"))
+                .nth(1)
+                .unwrap();
             let (a, b) = range.split_once('-').unwrap_or((range, range));
             let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
             let shown = env.run(&["show", id, "--lines", &format!("{a}:{b}")], b"");

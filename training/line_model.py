@@ -89,9 +89,10 @@ def matrix(rows, key):
     return np.asarray(xs, dtype=np.float32), np.asarray(ys, dtype=np.float32), np.asarray(ws, dtype=np.float32)
 
 
-# cl100k tokens of a marker line (src/select/mod.rs `marker`): `[kompress: lines 12-40
-# omitted]`; the first one of an output also names `kompress show ID --lines A:B`.
-MARKER_TOKENS = 11
+# cl100k tokens of a marker line (src/select/mod.rs `marker`): `[lines 12-40 omitted]`;
+# the first one of an output is `[kompress: lines 12-40 omitted; kompress show ID --lines
+# 12:40]`, which stands in for the hook's trailer.
+MARKER_TOKENS = 8
 FIRST_MARKER_TOKENS = 27
 
 

@@ -139,6 +139,10 @@ pub enum Command {
         /// calibrated on.
         #[arg(long, requires = "trajectories")]
         all_repos: bool,
+        /// With --trajectories: also write every output of the model + intent run, with
+        /// its used items and those it lost, as JSON Lines to FILE (to read what it keeps).
+        #[arg(long, value_name = "FILE", requires = "trajectories")]
+        dump: Option<std::path::PathBuf>,
         /// Use only the first N records.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -223,6 +227,7 @@ pub fn main() -> ExitCode {
             corpus: None,
             trajectories: Some(file),
             all_repos,
+            dump,
             limit,
             json,
             report_dir,
@@ -231,6 +236,7 @@ pub fn main() -> ExitCode {
         }) => report(eval::trajectories::main(&eval::trajectories::Options {
             file,
             all_repos,
+            dump,
             limit,
             json,
             report: report_dir,

@@ -41,6 +41,8 @@ pub struct Options {
     pub file: PathBuf,
     /// Evaluate every repository, including those the line model was trained on.
     pub all_repos: bool,
+    /// Write the model + intent run's outputs, used and lost items here (JSON Lines).
+    pub dump: Option<PathBuf>,
     /// Only the first N step outputs.
     pub limit: Option<usize>,
     /// Print JSON.
@@ -163,6 +165,7 @@ fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
 
 /// One step output to evaluate.
 struct Case {
+    id: String,
     text: String,
     tokens_in: usize,
     used: Vec<String>,
@@ -274,6 +277,7 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
             });
             with_intent.push(record);
             cases.push(Case {
+                id: id_of(si),
                 tokens_in: crate::tokens::count(&step.output),
                 used: usage::label(t, si, &generic).used,
                 domain: domain::detect(&hints, &step.output),
@@ -325,6 +329,13 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
     let mut problems = 0;
     let mut latency = Vec::new();
     let mut rss = Vec::new();
+    let mut dump = match &options.dump {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
+    };
     for (name, outcomes) in runs {
         let outcomes = outcomes?;
         for (case, o) in cases.iter().zip(&outcomes) {
@@ -332,6 +343,17 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
             let after = o.after.as_deref().unwrap_or(&case.text);
             let mut scored = vec![(name, score(case, o.tokens_out, after))];
             if name == "model_intent" {
+                if let Some(w) = dump.as_mut() {
+                    let present = usage::item_set(after);
+                    let lost: Vec<&String> =
+                        case.used.iter().filter(|u| !present.contains(u.as_str())).collect();
+                    let line = json!({"id": case.id, "domain": case.domain.name(),
+                        "kind": case.kind.name(), "tokens_in": case.tokens_in,
+                        "tokens_out": o.tokens_out, "used": case.used, "lost": lost,
+                        "before": case.text, "after": after,
+                        "after_line_tokens": after.split('\n').map(crate::tokens::count).collect::<Vec<_>>()});
+                    writeln!(w, "{line}")?;
+                }
                 latency.push(o.latency_ms);
                 rss.push(o.max_rss_kb as f64 / 1024.0);
                 let cut = metrics::head_tail(&case.text, o.tokens_out);

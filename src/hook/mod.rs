@@ -48,6 +48,7 @@ use crate::intent;
 use crate::passes;
 use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
+use crate::select;
 use crate::session::{self, Key, Memory};
 use crate::stats::thousands;
 use crate::store::{self, Store};
@@ -471,7 +472,10 @@ impl Job<'_> {
                 Some(b'{' | b'[')
             )
             && serde_json::from_str::<serde::de::IgnoredAny>(&result.text).is_ok();
-        let (text, tokens_out) = if kind == Kind::Unchanged || lossless_json {
+        // A line marker that names `kompress show ID --lines` already says the output was
+        // cut and where the original is: a trailer would say it twice, in 24 tokens.
+        let named = kind == Kind::Compressed && select::names_the_store(&result.text);
+        let (text, tokens_out) = if kind == Kind::Unchanged || lossless_json || named {
             (result.text.clone(), result.tokens_out)
         } else {
             let body = &result.text;

@@ -112,7 +112,73 @@ pub fn marker(msg: &str) -> String {
     format!("[kompress: {msg}]")
 }
 
-/// True when `line` is a marker kompress wrote (see [`marker`]).
+/// The short marker of a run of omitted lines after the first of an output:
+/// `[lines A-B omitted]` (1-based, inclusive), `[line A omitted]`. The first run's marker
+/// is a full [`marker`] that names the command bringing lines back; the others only need
+/// their range, and an output may have dozens of them (3 cl100k tokens fewer each).
+pub fn range_marker(first: usize, last: usize) -> String {
+    if first == last {
+        format!("[line {first} omitted]")
+    } else {
+        format!("[lines {first}-{last} omitted]")
+    }
+}
+
+/// True when `line` is a marker kompress wrote (see [`marker`] and [`range_marker`]).
 pub fn is_marker(line: &str) -> bool {
-    line.trim_start().starts_with("[kompress: ")
+    let line = line.trim_start();
+    line.starts_with("[kompress: ") || is_range_marker(line)
+}
+
+/// Whether `line` is exactly a [`range_marker`] (trailing whitespace aside).
+fn is_range_marker(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("[line") else {
+        return false;
+    };
+    let (plural, rest) = match rest.strip_prefix("s ") {
+        Some(rest) => (true, rest),
+        None => match rest.strip_prefix(' ') {
+            Some(rest) => (false, rest),
+            None => return false,
+        },
+    };
+    let Some(range) = rest.trim_end().strip_suffix(" omitted]") else {
+        return false;
+    };
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match range.split_once('-') {
+        Some((a, b)) => plural && number(a) && number(b),
+        None => !plural && number(range),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_markers_are_markers_and_little_else() {
+        for (first, last) in [(1, 1), (7, 7), (12, 40), (1203, 1490)] {
+            let m = range_marker(first, last);
+            assert!(is_marker(&m), "{m}");
+            assert!(is_marker(&format!("  {m}  ")), "{m}");
+        }
+        assert_eq!(range_marker(3, 3), "[line 3 omitted]");
+        assert_eq!(range_marker(3, 9), "[lines 3-9 omitted]");
+        for line in [
+            "[lines 3 omitted]",
+            "[line 3-9 omitted]",
+            "[lines -9 omitted]",
+            "[lines 3- omitted]",
+            "[line x omitted]",
+            "[line  omitted]",
+            "[lines 3-9 omitted] and more",
+            "[linesx 3-9 omitted]",
+            "lines 3-9 omitted]",
+            "[line 3 omitted",
+            "[kompress:no space]",
+        ] {
+            assert!(!is_marker(line), "{line}");
+        }
+    }
 }

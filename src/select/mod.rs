@@ -133,8 +133,9 @@ pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Fore
         .collect()
 }
 
-/// cl100k tokens [`choose`] counts for a marker line.
-pub const MARKER_TOKENS: f32 = 11.0;
+/// cl100k tokens [`choose`] counts for a marker line: `[lines 12-40 omitted]`. The first
+/// of an output costs more (27 on average), and saves the hook's trailer (24).
+pub const MARKER_TOKENS: f32 = 8.0;
 
 /// Lines no score may drop: signal lines, markers, and the last non-blank line.
 pub fn forced(lines: &[&str]) -> Vec<bool> {
@@ -192,18 +193,21 @@ pub fn names_the_store(text: &str) -> bool {
 }
 
 /// The marker of a run of omitted lines (1-based, inclusive). The first names the command
-/// that brings lines back; the others only their range, to cost few tokens.
+/// that brings lines back (and stands in for the hook's trailer, see
+/// [`names_the_store`]); the others are [`passes::range_marker`]s, to cost few tokens.
 pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
-    let range = if first == last {
-        format!("line {first}")
-    } else {
-        format!("lines {first}-{last}")
-    };
     match id {
-        Some(id) => passes::marker(&format!(
-            "{range} omitted; kompress show {id} --lines {first}:{last}"
-        )),
-        None => passes::marker(&format!("{range} omitted")),
+        Some(id) => {
+            let range = if first == last {
+                format!("line {first}")
+            } else {
+                format!("lines {first}-{last}")
+            };
+            passes::marker(&format!(
+                "{range} omitted; kompress show {id} --lines {first}:{last}"
+            ))
+        }
+        None => passes::range_marker(first, last),
     }
 }
 
@@ -361,7 +365,7 @@ mod tests {
         let id = store::id_of(text.as_bytes());
         let short = store::short(&id);
         let expected = format!(
-            "line number 1 with some padding text\n[kompress: lines 2-14 omitted; kompress show {short} --lines 2:14]\nline number 15 with some padding text\n[kompress: lines 16-29 omitted]\nline number 30 with some padding text"
+            "line number 1 with some padding text\n[kompress: lines 2-14 omitted; kompress show {short} --lines 2:14]\nline number 15 with some padding text\n[lines 16-29 omitted]\nline number 30 with some padding text"
         );
         assert_eq!(out, expected);
     }
@@ -384,7 +388,7 @@ mod tests {
         let lines = [
             "noise",
             "ValueError: x",
-            "[kompress: lines 3-9 omitted]",
+            "[lines 3-9 omitted]",
             "last words",
             "",
         ];
