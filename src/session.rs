@@ -7,10 +7,13 @@
 //! the output itself is in the store (when it was replaced) and diffs are computed against
 //! it there, so a diff always names the exact original it applies to.
 //!
-//! Records are small files written with a rename, one per key, under
-//! `sessions/<session hash>/` in the state directory (0700, files 0600): parallel hooks
-//! read an old record or a new one, never a torn one, and the last writer wins. Whatever
-//! record a hook reads, its reply is correct against the original that record names.
+//! Records are lines appended to one log per session, `sessions/<session hash>/log` in
+//! the state directory (0700, the file 0600); the last line for a key wins. An append of
+//! one short line is one `write`, so parallel hooks never interleave; a reader that meets
+//! a line still being written skips it and, at worst, compresses as if the call were new.
+//! Whatever record a hook reads, its reply is correct against the original that record
+//! names. One file per session, not one per key written with a rename: every new file is
+//! a new inode, and creating one cost ~1 ms of each hook call on ext4.
 //!
 //! After Claude Code compacts the conversation (`SessionStart` with `source: "compact"`)
 //! the session's records are deleted ([`Memory::forget`]): the earlier outputs they point
@@ -46,6 +49,17 @@ pub const MAX_DIFF_LINES: usize = 50_000;
 
 /// The file in the sessions directory whose modification time is the last sweep's.
 const SWEPT_STAMP: &str = ".swept";
+
+/// A session's records, in its directory.
+const LOG: &str = "log";
+
+/// A line of a session's log: a key's hash and its record.
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
+    key: &'a str,
+    #[serde(flatten)]
+    record: Record,
+}
 
 /// Which repeated call this is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -121,29 +135,60 @@ impl Memory {
         }
     }
 
-    fn path(&self, key: &Key) -> PathBuf {
-        let name = hash(&[&key.agent, &key.tool, &key.cwd, &key.command]);
-        self.session_dir(key).join(&name[..32])
+    /// The log of `key`'s session.
+    fn log(&self, key: &Key) -> PathBuf {
+        self.session_dir(key).join(LOG)
     }
 
-    /// The record for `key`, if any.
+    /// `key`'s name in its session's log.
+    fn name(key: &Key) -> String {
+        hash(&[&key.agent, &key.tool, &key.cwd, &key.command])[..32].to_string()
+    }
+
+    /// The record for `key`, if any: the last line of its session's log that names it.
     pub fn recall(&self, key: &Key) -> Option<Record> {
-        let bytes = std::fs::read(self.path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let bytes = std::fs::read(self.log(key)).ok()?;
+        const START: &[u8] = b"{\"key\":\"";
+        let needle = format!("{{\"key\":\"{}\"", Memory::name(key));
+        bytes
+            .split(|&b| b == b'\n')
+            .rev()
+            // A hook that died mid-write leaves a torn line that the next record follows
+            // on the same line: the record is what starts at the last `{"key":"`.
+            .filter_map(|line| {
+                let at = line.windows(START.len()).rposition(|w| w == START)?;
+                Some(&line[at..])
+            })
+            .filter(|record| record.starts_with(needle.as_bytes()))
+            .find_map(|record| serde_json::from_slice::<Line>(record).ok())
+            .map(|line| line.record)
     }
 
     /// Record that `key` last printed the output with content id `id`.
     pub fn remember(&self, key: &Key, id: &str) -> Result<()> {
+        use std::io::Write;
         let session_dir = self.session_dir(key);
         let new_session = !session_dir.exists();
-        paths::ensure_private_dir(&session_dir)
-            .with_context(|| format!("cannot create {}", session_dir.display()))?;
-        let record = Record {
-            id: id.to_string(),
-            ts: store::now_secs(),
+        if new_session {
+            paths::ensure_private_dir(&session_dir)
+                .with_context(|| format!("cannot create {}", session_dir.display()))?;
+        }
+        let name = Memory::name(key);
+        let line = Line {
+            key: &name,
+            record: Record {
+                id: id.to_string(),
+                ts: store::now_secs(),
+            },
         };
-        let path = self.path(key);
-        paths::write_private_atomic(&path, &serde_json::to_vec(&record)?)
+        let mut bytes = serde_json::to_vec(&line)?;
+        bytes.push(b'\n');
+        let path = self.log(key);
+        paths::private_file_options()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&bytes))
             .with_context(|| format!("cannot write {}", path.display()))?;
         if new_session && self.sweep_due() {
             // A session's first call: a good moment to forget expired ones.
@@ -176,8 +221,10 @@ impl Memory {
         let now = SystemTime::now();
         let mut removed = 0;
         for entry in entries.flatten() {
-            let expired = entry
-                .metadata()
+            // A session was last written when its log was (appending to it leaves the
+            // directory's own time alone).
+            let expired = std::fs::metadata(entry.path().join(LOG))
+                .or_else(|_| entry.metadata())
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > self.retention);
             if expired && std::fs::remove_dir_all(entry.path()).is_ok() {
@@ -258,7 +305,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(memory.dir()), 0o700);
-        assert_eq!(mode(&memory.path(&key("ls"))), 0o600);
+        assert_eq!(mode(&memory.session_dir(&key("ls"))), 0o700);
+        assert_eq!(mode(&memory.log(&key("ls"))), 0o600);
+        // One log per session, a line per call.
+        let log = std::fs::read_to_string(memory.log(&key("ls"))).unwrap();
+        assert_eq!(log.lines().count(), 2);
     }
 
     #[test]
@@ -271,8 +322,11 @@ mod tests {
         };
         let expire = |name: &str| {
             let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
-            let dir = std::fs::File::open(memory.session_dir(&session(name))).unwrap();
-            dir.set_modified(old).unwrap();
+            let log = std::fs::File::options()
+                .append(true)
+                .open(memory.log(&session(name)))
+                .unwrap();
+            log.set_modified(old).unwrap();
         };
         memory.remember(&session("old1"), "a").unwrap();
         expire("old1");
@@ -295,6 +349,34 @@ mod tests {
         memory.remember(&session("new3"), "e").unwrap();
         assert!(!memory.session_dir(&session("old2")).exists());
         assert!(memory.session_dir(&session("new3")).exists());
+    }
+
+    #[test]
+    fn the_last_whole_line_for_a_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().join("sessions"), 7);
+        memory.remember(&key("ls"), "a1").unwrap();
+        memory.remember(&key("pwd"), "b1").unwrap();
+        memory.remember(&key("ls"), "a2").unwrap();
+        memory.remember(&key("pwd"), "b2").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a2");
+        assert_eq!(memory.recall(&key("pwd")).unwrap().id, "b2");
+        // A line still being written (or garbage) is skipped, not trusted.
+        let name = Memory::name(&key("ls"));
+        let mut log = std::fs::File::options()
+            .append(true)
+            .open(memory.log(&key("ls")))
+            .unwrap();
+        use std::io::Write;
+        write!(log, "{{\"key\":\"{name}\",\"id\":\"a3").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a2");
+        // The next record, appended to the torn line (a hook that died mid-write leaves
+        // it unterminated), still reads.
+        memory.remember(&key("ls"), "a4").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a4");
+        memory.remember(&key("pwd"), "b3").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a4");
+        assert_eq!(memory.recall(&key("pwd")).unwrap().id, "b3");
     }
 
     #[test]
@@ -335,11 +417,20 @@ mod tests {
             .unwrap();
         assert_eq!(memory.sweep(), 0);
         let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
-        std::fs::File::open(memory.session_dir(&key("ls")))
+        std::fs::File::options()
+            .append(true)
+            .open(memory.log(&key("ls")))
             .unwrap()
             .set_modified(old)
             .unwrap();
-        assert_eq!(memory.sweep(), 1);
+        // A session directory of an older version (one file per key, no log) goes by its
+        // own time.
+        let older = dir.path().join("0123456789abcdef01234567");
+        std::fs::create_dir(&older).unwrap();
+        std::fs::write(older.join("0123"), b"{}").unwrap();
+        std::fs::File::open(&older).unwrap().set_modified(old).unwrap();
+        assert_eq!(memory.sweep(), 2);
+        assert!(!older.exists());
         assert_eq!(
             memory
                 .recall(&Key {

@@ -45,7 +45,7 @@ run() {
     wait "$server" 2>/dev/null || true
 }
 texts() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(repr(x.get("text",""))) for x in (r if isinstance(r, list) else r.values())]' "$1" 2>/dev/null; }
-# Session records: files in a session's directory (not the sweep stamp beside them).
+# Session memory: files in a session's directory (its log; not the sweep stamp beside them).
 records() { find "$w/kh" -path '*sessions/*/*' -type f | wc -l; }
 seq_call='{"tool": "Bash", "input": {"command": "seq 1 3000"}}'
 
