@@ -53,6 +53,11 @@ const SWEPT_STAMP: &str = ".swept";
 /// A session's records, in its directory.
 const LOG: &str = "log";
 
+/// How much of the end of a session's log [`Memory::recall`] reads: about 2,000 records,
+/// so that a long session's calls stay cheap. An older record is not found, and the call
+/// is compressed as a new one.
+const RECALL_BYTES: u64 = 256 * 1024;
+
 /// A line of a session's log: a key's hash and its record.
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
@@ -145,9 +150,16 @@ impl Memory {
         hash(&[&key.agent, &key.tool, &key.cwd, &key.command])[..32].to_string()
     }
 
-    /// The record for `key`, if any: the last line of its session's log that names it.
+    /// The record for `key`, if any: the last line of its session's log that names it,
+    /// among the log's last [`RECALL_BYTES`].
     pub fn recall(&self, key: &Key) -> Option<Record> {
-        let bytes = std::fs::read(self.log(key)).ok()?;
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(self.log(key)).ok()?;
+        let len = file.metadata().ok()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(RECALL_BYTES)))
+            .ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         const START: &[u8] = b"{\"key\":\"";
         let needle = format!("{{\"key\":\"{}\"", Memory::name(key));
         bytes
@@ -380,6 +392,29 @@ mod tests {
     }
 
     #[test]
+    fn recall_reads_the_end_of_a_long_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().join("sessions"), 7);
+        memory.remember(&key("first"), "f1").unwrap();
+        let lines = (RECALL_BYTES / 60 + 10) as usize;
+        for i in 0..lines {
+            memory.remember(&key(&format!("cmd {i}")), "x").unwrap();
+        }
+        assert!(std::fs::metadata(memory.log(&key("ls"))).unwrap().len() > RECALL_BYTES);
+        // Too far back: compressed as a new call.
+        assert_eq!(memory.recall(&key("first")), None);
+        assert_eq!(
+            memory
+                .recall(&key(&format!("cmd {}", lines - 1)))
+                .unwrap()
+                .id,
+            "x"
+        );
+        memory.remember(&key("first"), "f2").unwrap();
+        assert_eq!(memory.recall(&key("first")).unwrap().id, "f2");
+    }
+
+    #[test]
     fn forget_drops_one_session_with_its_subagents() {
         let dir = tempfile::tempdir().unwrap();
         let memory = Memory::new(dir.path().join("sessions"), 7);
@@ -428,7 +463,10 @@ mod tests {
         let older = dir.path().join("0123456789abcdef01234567");
         std::fs::create_dir(&older).unwrap();
         std::fs::write(older.join("0123"), b"{}").unwrap();
-        std::fs::File::open(&older).unwrap().set_modified(old).unwrap();
+        std::fs::File::open(&older)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         assert_eq!(memory.sweep(), 2);
         assert!(!older.exists());
         assert_eq!(
