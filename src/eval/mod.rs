@@ -48,6 +48,9 @@ pub struct Record {
     /// The session transcript to name in the payload (`transcript_path`), where the
     /// agent's words before this call are; `None`: none.
     pub transcript: Option<PathBuf>,
+    /// The Claude Code session the call belongs to; `None`: one of its own, so that
+    /// session memory never links two records.
+    pub session: Option<String>,
 }
 
 /// Read a JSON Lines corpus, gzipped when the name ends in `.gz`.
@@ -81,6 +84,7 @@ pub fn read_corpus(path: &Path) -> Result<Vec<Record>> {
             tool_input: value.get("tool_input").cloned().unwrap_or(Value::Null),
             tool_response: value.get("tool_response").cloned().unwrap_or(Value::Null),
             transcript: None,
+            session: None,
         });
     }
     Ok(records)
@@ -341,9 +345,14 @@ fn cat_ms(binary: &Path, report: &Path, payload: &[u8]) -> Result<f64> {
 
 fn run_one(binary: &Path, record: &Record, env: &[(String, String)]) -> Result<Outcome> {
     let mut payload = payload(record);
-    // One session per record: the corpus's records come from many agent runs, in hash
-    // order, so session memory must never link two of them.
-    payload["session_id"] = json!(format!("kompress-eval-{}", record.id));
+    // One session per record unless the record names one: the corpus's records come from
+    // many agent runs, in hash order, so session memory must never link two of them.
+    payload["session_id"] = json!(
+        record
+            .session
+            .clone()
+            .unwrap_or_else(|| format!("kompress-eval-{}", record.id))
+    );
     let payload = serde_json::to_vec(&payload)?;
     // Under the launcher, so that the peak RSS is the hook's own (see `measure`).
     let report = usage_report_path();

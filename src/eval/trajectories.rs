@@ -72,6 +72,8 @@ pub struct Totals {
     pub signal_lines_lost: usize,
     /// The sum over outputs of each output's own reduction (for the mean per output).
     pub reduction_sum: f64,
+    /// Outputs answered by session memory ("unchanged" or a diff).
+    pub memory: usize,
 }
 
 impl Totals {
@@ -83,6 +85,7 @@ impl Totals {
         self.kept += o.kept;
         self.error_names_lost += o.error_names_lost;
         self.signal_lines_lost += o.signal_lines_lost;
+        self.memory += usize::from(o.memory);
         if o.tokens_in > 0 {
             self.reduction_sum += 1.0 - o.tokens_out as f64 / o.tokens_in as f64;
         }
@@ -123,10 +126,17 @@ struct Scored {
     kept: usize,
     error_names_lost: usize,
     signal_lines_lost: usize,
+    memory: bool,
 }
 
 /// The runs, in report order.
-pub const RUNS: [&str; 4] = ["rules", "model_no_intent", "model_intent", "head_tail"];
+pub const RUNS: [&str; 5] = [
+    "rules",
+    "model_no_intent",
+    "model_intent",
+    "head_tail",
+    "session",
+];
 
 /// Everything measured.
 #[derive(Debug, Serialize)]
@@ -151,6 +161,14 @@ pub struct TrajectoryResult {
     pub problems: usize,
 }
 
+/// Whether `after` is session memory's reply ([`crate::session::unchanged_line`] or
+/// [`crate::session::diff_header`]) rather than the output compressed.
+fn is_memory_reply(after: &str) -> bool {
+    let first = after.lines().next().unwrap_or("");
+    first.starts_with("[kompress: output unchanged since the earlier identical call")
+        || first.starts_with("[kompress: output changed since the earlier identical call")
+}
+
 fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
     let (error_names_lost, signal_lines_lost) = metrics::signals_lost(&case.text, after);
     Scored {
@@ -160,11 +178,14 @@ fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
         kept: usage::kept(&case.used, after),
         error_names_lost,
         signal_lines_lost,
+        memory: false,
     }
 }
 
 /// One step output to evaluate.
 struct Case {
+    /// The case of this trajectory's previous step with the same command, if any.
+    earlier: Option<usize>,
     id: String,
     text: String,
     tokens_in: usize,
@@ -246,12 +267,15 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
     let mut cases = Vec::new();
     let mut with_intent = Vec::new();
     let mut without = Vec::new();
+    let mut in_session = Vec::new();
     let mut trajectories = 0;
     'outer: for (ti, t) in all.iter().enumerate() {
         if excluded.contains(&t.repo) {
             continue;
         }
         trajectories += 1;
+        // The last evaluated step of this trajectory with each command.
+        let mut last_case: std::collections::HashMap<&str, usize> = Default::default();
         for (si, step) in t.steps.iter().enumerate() {
             if step.output.chars().count() < select::data::MIN_CHARS {
                 continue;
@@ -270,13 +294,20 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
                 tool_input: json!({"command": step.command, "description": ""}),
                 tool_response: json!({"stdout": step.output, "stderr": "", "interrupted": false, "isImage": false}),
                 transcript: Some(transcript),
+                session: None,
             };
             without.push(Record {
                 transcript: None,
                 ..record.clone()
             });
+            in_session.push(Record {
+                session: Some(format!("kompress-eval-t{ti}")),
+                ..record.clone()
+            });
             with_intent.push(record);
+            let earlier = last_case.insert(step.command.as_str(), cases.len());
             cases.push(Case {
+                earlier,
                 id: id_of(si),
                 tokens_in: crate::tokens::count(&step.output),
                 used: usage::label(t, si, &generic).used,
@@ -307,7 +338,7 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
         Ok(env)
     };
     eprintln!(
-        "{} step outputs of {trajectories} trajectories, 3 runs",
+        "{} step outputs of {trajectories} trajectories, 4 runs",
         cases.len()
     );
     let runs: Vec<(&str, Result<Vec<Outcome>>)> = vec![
@@ -322,6 +353,10 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
         (
             "model_intent",
             super::run(binary, &with_intent, &env("model_intent", true)?),
+        ),
+        (
+            "session",
+            super::run(binary, &in_session, &env("session", true)?),
         ),
     ];
     let _ = std::fs::remove_dir_all(&work);
@@ -338,10 +373,36 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
     };
     for (name, outcomes) in runs {
         let outcomes = outcomes?;
+        // What the agent has in context of each case's call in the session run: its reply,
+        // and for a session-memory reply also what it had of the earlier identical call
+        // (which may itself have been one).
+        let mut seen: Vec<String> = Vec::new();
         for (case, o) in cases.iter().zip(&outcomes) {
             problems += usize::from(o.crash.is_some() || o.shape_error.is_some());
             let after = o.after.as_deref().unwrap_or(&case.text);
-            let mut scored = vec![(name, score(case, o.tokens_out, after))];
+            let mut scored = match (name, case.earlier) {
+                // Session memory answered "unchanged" or with a diff: what the agent saw
+                // of the earlier identical call is in its context, and counts as kept.
+                ("session", Some(e)) if is_memory_reply(after) => {
+                    // A diff's lines carry a `+`, `-` or ` ` prefix: the line itself is
+                    // what the agent reads.
+                    let body: String = after
+                        .lines()
+                        .map(|l| l.strip_prefix(['+', ' ']).unwrap_or(l))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    seen.push(format!("{body}\n{}", seen[e]));
+                    let mut scored = score(case, o.tokens_out, &seen[seen.len() - 1]);
+                    scored.memory = true;
+                    vec![(name, scored)]
+                }
+                _ => {
+                    if name == "session" {
+                        seen.push(after.to_string());
+                    }
+                    vec![(name, score(case, o.tokens_out, after))]
+                }
+            };
             if name == "model_intent" {
                 if let Some(w) = dump.as_mut() {
                     let present = usage::item_set(after);
@@ -425,6 +486,27 @@ pub fn markdown(r: &TrajectoryResult) -> String {
             mi.signal_lines_lost,
         ));
     }
+    s.push_str("\n**In one session per trajectory** (the model + intent run, with each trajectory's steps in order as one Claude Code session: session memory answers a repeated command with \"unchanged\" or a diff; what the agent saw of that earlier call counts as kept):\n\n");
+    s.push_str("| group | answered by session memory | reduction: per-call sessions | one session | recall: per-call sessions | one session | error names / signal lines lost (one session) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for key in ["all", "non_read", "domain:bash_output", "domain:error_trace", "domain:search_result", "domain:test_output", "domain:build_log", "kind:script", "kind:test"] {
+        let Some(runs) = r.groups.get(key) else {
+            continue;
+        };
+        let get = |run: &str| runs.get(run).cloned().unwrap_or_default();
+        let (mi, one) = (get("model_intent"), get("session"));
+        s.push_str(&format!(
+            "| {key} | {} of {} | {} | {} | {:.3} | {:.3} | {} / {} |\n",
+            one.memory,
+            one.outputs,
+            pct(mi.reduction()),
+            pct(one.reduction()),
+            mi.recall(),
+            one.recall(),
+            one.error_names_lost,
+            one.signal_lines_lost,
+        ));
+    }
     s
 }
 
@@ -489,4 +571,19 @@ fn r_file(path: &str) -> &str {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_memory_replies_are_told_apart() {
+        let id = "0123456789abcdef".repeat(4);
+        assert!(is_memory_reply(&crate::session::unchanged_line(&id)));
+        let diff = format!("{}\n+new line\n", crate::session::diff_header(&id));
+        assert!(is_memory_reply(&diff));
+        assert!(!is_memory_reply("[kompress: lines 2-9 omitted; kompress show 0123 --lines 2:9]\nx"));
+        assert!(!is_memory_reply("output unchanged since the earlier identical call"));
+    }
 }
