@@ -247,10 +247,15 @@ impl Memory {
     }
 }
 
+/// How [`unchanged_line`] starts.
+const UNCHANGED: &str = "output unchanged since the earlier identical call";
+/// How [`diff_header`] starts.
+const CHANGED: &str = "output changed since the earlier identical call";
+
 /// The line that replaces an output identical to the earlier one.
 pub fn unchanged_line(id: &str) -> String {
     passes::marker(&format!(
-        "output unchanged since the earlier identical call in this session · full output: kompress show {}",
+        "{UNCHANGED} in this session · full output: kompress show {}",
         store::short(id)
     ))
 }
@@ -258,10 +263,18 @@ pub fn unchanged_line(id: &str) -> String {
 /// The first line of a session-memory diff.
 pub fn diff_header(previous_id: &str) -> String {
     passes::marker(&format!(
-        "output changed since the earlier identical call in this session (kompress show {}); \
+        "{CHANGED} in this session (kompress show {}); \
          only the changed lines follow, as a unified diff of the full outputs",
         store::short(previous_id)
     ))
+}
+
+/// Whether `reply` is session memory's ([`unchanged_line`] or a [`diff_header`] and its
+/// diff) rather than the output compressed.
+pub fn is_reply(reply: &str) -> bool {
+    let first = reply.lines().next().unwrap_or("");
+    passes::marker_message(first)
+        .is_some_and(|m| m.starts_with(UNCHANGED) || m.starts_with(CHANGED))
 }
 
 /// The diff body replacing `new`, given the earlier output `old` (`None`: not worth it).
@@ -412,6 +425,19 @@ mod tests {
         );
         memory.remember(&key("first"), "f2").unwrap();
         assert_eq!(memory.recall(&key("first")).unwrap().id, "f2");
+    }
+
+    #[test]
+    fn replies_are_told_apart() {
+        let id = "0123456789abcdef".repeat(4);
+        assert!(is_reply(&unchanged_line(&id)));
+        assert!(is_reply(&format!("{}\n+new line\n", diff_header(&id))));
+        assert!(!is_reply(
+            "[kompress: lines 2-9 omitted; kompress show 0123 --lines 2:9]\nx"
+        ));
+        assert!(!is_reply(
+            "output unchanged since the earlier identical call"
+        ));
     }
 
     #[test]

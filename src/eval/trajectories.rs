@@ -129,15 +129,6 @@ struct Scored {
     memory: bool,
 }
 
-/// The runs, in report order.
-pub const RUNS: [&str; 5] = [
-    "rules",
-    "model_no_intent",
-    "model_intent",
-    "head_tail",
-    "session",
-];
-
 /// Everything measured.
 #[derive(Debug, Serialize)]
 pub struct TrajectoryResult {
@@ -159,14 +150,6 @@ pub struct TrajectoryResult {
     pub rss_mib_p95: f64,
     /// Crashes and invalid shapes over all runs.
     pub problems: usize,
-}
-
-/// Whether `after` is session memory's reply ([`crate::session::unchanged_line`] or
-/// [`crate::session::diff_header`]) rather than the output compressed.
-fn is_memory_reply(after: &str) -> bool {
-    let first = after.lines().next().unwrap_or("");
-    first.starts_with("[kompress: output unchanged since the earlier identical call")
-        || first.starts_with("[kompress: output changed since the earlier identical call")
 }
 
 fn score(case: &Case, tokens_out: usize, after: &str) -> Scored {
@@ -383,7 +366,7 @@ pub fn evaluate(binary: &Path, options: &Options, model: &LazyModel) -> Result<T
             let mut scored = match (name, case.earlier) {
                 // Session memory answered "unchanged" or with a diff: what the agent saw
                 // of the earlier identical call is in its context, and counts as kept.
-                ("session", Some(e)) if is_memory_reply(after) => {
+                ("session", Some(e)) if crate::session::is_reply(after) => {
                     // A diff's lines carry a `+`, `-` or ` ` prefix: the line itself is
                     // what the agent reads.
                     let body: String = after
@@ -573,17 +556,3 @@ fn r_file(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_memory_replies_are_told_apart() {
-        let id = "0123456789abcdef".repeat(4);
-        assert!(is_memory_reply(&crate::session::unchanged_line(&id)));
-        let diff = format!("{}\n+new line\n", crate::session::diff_header(&id));
-        assert!(is_memory_reply(&diff));
-        assert!(!is_memory_reply("[kompress: lines 2-9 omitted; kompress show 0123 --lines 2:9]\nx"));
-        assert!(!is_memory_reply("output unchanged since the earlier identical call"));
-    }
-}

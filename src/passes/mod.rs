@@ -112,22 +112,32 @@ pub fn marker(msg: &str) -> String {
     format!("[kompress: {msg}]")
 }
 
+/// The message of a [`marker`] line (`MSG`, with its closing bracket), if it is one.
+pub fn marker_message(line: &str) -> Option<&str> {
+    line.trim_start().strip_prefix("[kompress: ")
+}
+
+/// The range of lines a run of omitted lines covers (1-based, inclusive): `line 7`,
+/// `lines 12-40`.
+pub fn line_range(first: usize, last: usize) -> String {
+    if first == last {
+        format!("line {first}")
+    } else {
+        format!("lines {first}-{last}")
+    }
+}
+
 /// The short marker of a run of omitted lines after the first of an output:
 /// `[lines A-B omitted]` (1-based, inclusive), `[line A omitted]`. The first run's marker
 /// is a full [`marker`] that names the command bringing lines back; the others only need
 /// their range, and an output may have dozens of them (3 cl100k tokens fewer each).
 pub fn range_marker(first: usize, last: usize) -> String {
-    if first == last {
-        format!("[line {first} omitted]")
-    } else {
-        format!("[lines {first}-{last} omitted]")
-    }
+    format!("[{} omitted]", line_range(first, last))
 }
 
 /// True when `line` is a marker kompress wrote (see [`marker`] and [`range_marker`]).
 pub fn is_marker(line: &str) -> bool {
-    let line = line.trim_start();
-    line.starts_with("[kompress: ") || is_range_marker(line)
+    marker_message(line).is_some() || is_range_marker(line.trim_start())
 }
 
 /// Whether `line` is exactly a [`range_marker`] (trailing whitespace aside).

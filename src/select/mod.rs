@@ -197,16 +197,10 @@ pub fn names_the_store(text: &str) -> bool {
 /// [`names_the_store`]); the others are [`passes::range_marker`]s, to cost few tokens.
 pub fn marker(first: usize, last: usize, id: Option<&str>) -> String {
     match id {
-        Some(id) => {
-            let range = if first == last {
-                format!("line {first}")
-            } else {
-                format!("lines {first}-{last}")
-            };
-            passes::marker(&format!(
-                "{range} omitted; kompress show {id} --lines {first}:{last}"
-            ))
-        }
+        Some(id) => passes::marker(&format!(
+            "{} omitted; kompress show {id} --lines {first}:{last}",
+            passes::line_range(first, last)
+        )),
         None => passes::range_marker(first, last),
     }
 }
