@@ -32,11 +32,16 @@ pub fn write(message: &str) {
         options.mode(0o600);
     }
     if let Ok(mut file) = options.open(&path) {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let one_line = message.replace('\n', " | ");
-        let _ = writeln!(file, "{secs} pid={} {one_line}", std::process::id());
+        let _ = file.write_all(line(message).as_bytes());
     }
+}
+
+/// `message` as the log writes it: one line, after the time and the process id.
+pub fn line(message: &str) -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let one_line = message.replace('\n', " | ");
+    format!("{secs} pid={} {one_line}\n", std::process::id())
 }

@@ -150,6 +150,39 @@ fn huge_payload_stays_within_the_deadline() {
     assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
 }
 
+/// Work that outlasts the deadline and its grace (here: parsing a 40 MB payload in a debug
+/// build, with a 1 ms deadline) is cut short by the watchdog: exit 0, nothing printed,
+/// one line in the log, and the call still counted as a pass-through that ran out of time.
+#[test]
+fn the_hard_deadline_ends_the_call_as_a_passthrough() {
+    let env = Env::new();
+    let text: String = (0..1_000_000u64)
+        .map(|i| format!("line {i} {:x}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    let input = payload(
+        "Bash",
+        json!({"command": "cat big"}),
+        json!({"stdout": text, "stderr": "", "interrupted": false}),
+    );
+    let mut command = env.command(&["hook"]);
+    command.env("KOMPRESS_DEADLINE_MS", "1");
+    let start = Instant::now();
+    let output = env.run_with(command, &input);
+    let elapsed = start.elapsed();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    let log = env.log();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains("hook: deadline of "), "{log}");
+    let stats = env.run(&["stats", "--json"], b"");
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["total"]["calls"], 1, "{stats}");
+    assert_eq!(stats["total"]["compressed"], 0, "{stats}");
+    assert!(stats.to_string().contains("deadline"), "{stats}");
+    eprintln!("ended after {elapsed:?}");
+}
+
 #[test]
 fn every_tool_gets_its_own_shape() {
     let env = Env::new();

@@ -17,7 +17,6 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -34,6 +33,7 @@ use crate::store::{self, Store};
 use crate::{doctor, eval, hook, init, intent, log};
 
 mod run;
+mod watchdog;
 
 /// Shrinks tool output for coding agents, keeping the words that matter.
 #[derive(Debug, Parser)]
@@ -383,7 +383,7 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Extra time past the deadline before the hook gives up on its worker thread.
+/// Extra time past the deadline before the hook gives up on its work ([`watchdog`]).
 const HOOK_GRACE: Duration = Duration::from_millis(150);
 
 fn hook_main(model_args: ModelArgs) -> ExitCode {
@@ -411,30 +411,39 @@ fn hook_main(model_args: ModelArgs) -> ExitCode {
         memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
     });
     let deadline = start + config.deadline;
-    let (sender, receiver) = mpsc::channel();
-    // The work runs on its own thread so the deadline holds even inside a slow pass.
-    let worker = std::thread::Builder::new()
-        .name("kompress-hook".into())
-        .spawn({
-            let config = config.clone();
-            let local = local.clone();
-            move || {
-                let result = std::panic::catch_unwind(|| {
-                    let model = crate::scorer::installed(&config, &model_args);
-                    let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
-                    hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
-                });
-                let _ = sender.send(result);
-            }
-        });
-    if let Err(err) = worker {
-        log::write(&format!("hook: cannot start worker: {err}"));
-        return ExitCode::SUCCESS;
+    // The hard deadline: past it (and a grace), the process ends as a pass-through and says
+    // so in the log and the statistics, as a call that ran out of time always has.
+    let limit = deadline.saturating_duration_since(Instant::now()) + HOOK_GRACE;
+    let message = format!("hook: deadline of {:?} passed", start.elapsed() + limit);
+    let appends: Vec<(PathBuf, Vec<u8>)> = dirs
+        .iter()
+        .flat_map(|dirs| {
+            let mut event = Event::new("passthrough");
+            event.reason = "deadline".into();
+            let mut event_line = serde_json::to_vec(&event).unwrap_or_default();
+            event_line.push(b'\n');
+            [
+                (dirs.log_file(), log::line(&message).into_bytes()),
+                (dirs.events_file(), event_line),
+            ]
+        })
+        .collect();
+    watchdog::arm(limit, &appends);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let model = crate::scorer::installed(&config, &model_args);
+        let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
+        hook::handle_with(&payload, &config, scorer, deadline, local.as_ref())
+    }));
+    if !watchdog::claim() {
+        // The deadline fired on another thread (the model's), whose handler is ending the
+        // process: nothing more may be written.
+        loop {
+            std::thread::park();
+        }
     }
-    let wait = deadline.saturating_duration_since(Instant::now()) + HOOK_GRACE;
-    let outcome = match receiver.recv_timeout(wait) {
-        Ok(Ok(Ok(outcome))) => outcome,
-        Ok(Ok(Err(err))) => {
+    let outcome = match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(err)) => {
             log::write(&format!("hook: {err:#}"));
             hook::Outcome {
                 reason: Some("error".into()),
@@ -442,17 +451,10 @@ fn hook_main(model_args: ModelArgs) -> ExitCode {
             }
         }
         // The panic hook has logged it.
-        Ok(Err(_)) => hook::Outcome {
+        Err(_) => hook::Outcome {
             reason: Some("panic".into()),
             ..hook::Outcome::default()
         },
-        Err(_) => {
-            log::write(&format!("hook: deadline of {:?} passed", start.elapsed()));
-            hook::Outcome {
-                reason: Some("deadline".into()),
-                ..hook::Outcome::default()
-            }
-        }
     };
     hook_deliver(outcome, &config, dirs.as_ref(), local.as_ref());
     ExitCode::SUCCESS
