@@ -7,17 +7,20 @@
 //! the output itself is in the store (when it was replaced) and diffs are computed against
 //! it there, so a diff always names the exact original it applies to.
 //!
-//! Records are lines appended to one log per session, `sessions/<session hash>/log` in
-//! the state directory (0700, the file 0600); the last line for a key wins. An append of
-//! one short line is one `write`, so parallel hooks never interleave; a reader that meets
-//! a line still being written skips it and, at worst, compresses as if the call were new.
-//! Whatever record a hook reads, its reply is correct against the original that record
-//! names. One file per session, not one per key written with a rename: every new file is
-//! a new inode, and creating one cost ~1 ms of each hook call on ext4.
+//! Records are lines appended to one log for all sessions, `sessions/log` in the state
+//! directory (0700, the file 0600); the last line for a key wins. An append of one short
+//! line is one `write`, so parallel hooks never interleave; a reader that meets a line still
+//! being written skips it and, at worst, compresses as if the call were new. Whatever
+//! record a hook reads, its reply is correct against the original that record names.
+//! One file for all sessions, not a directory or a file per session: every new inode cost
+//! ~1 ms of the hook call that created it on ext4 here (a directory and a log for each
+//! new session and subagent were 2 ms of their first call). The log is rotated to
+//! `log.1` past [`ROTATE_BYTES`]; records older than the retention are not recalled.
 //!
 //! After Claude Code compacts the conversation (`SessionStart` with `source: "compact"`)
-//! the session's records are deleted ([`Memory::forget`]): the earlier outputs they point
-//! to are gone from the agent's context, so "unchanged" would refer to nothing it can see.
+//! the session's records are forgotten ([`Memory::forget`] appends a line that ends the
+//! session's earlier records): the earlier outputs they point to are gone from the agent's
+//! context, so "unchanged" would refer to nothing it can see.
 //!
 //! Only Bash takes part:
 //! - Read: Claude Code itself answers an unchanged re-read with `file_unchanged`, and Edit
@@ -47,18 +50,21 @@ pub const MAX_DIFF_EDITS: usize = 400;
 /// Outputs with more lines than this are not diffed (the diff's cost grows with them).
 pub const MAX_DIFF_LINES: usize = 50_000;
 
-/// The file in the sessions directory whose modification time is the last sweep's.
-const SWEPT_STAMP: &str = ".swept";
-
-/// A session's records, in its directory.
+/// Every session's records, in the sessions directory.
 const LOG: &str = "log";
 
-/// How much of the end of a session's log [`Memory::recall`] reads: about 2,000 records,
-/// so that a long session's calls stay cheap. An older record is not found, and the call
-/// is compressed as a new one.
+/// The log before the last rotation.
+const OLD_LOG: &str = "log.1";
+
+/// Size past which the log is rotated (about 60,000 records).
+const ROTATE_BYTES: u64 = 8 << 20;
+
+/// How much of the end of the log [`Memory::recall`] reads: about 2,000 records, so that
+/// calls stay cheap however long the log. An older record is not found, and the call is
+/// compressed as a new one.
 const RECALL_BYTES: u64 = 256 * 1024;
 
-/// A line of a session's log: a key's hash and its record.
+/// A line of the log: a key's hash and its record.
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
     key: &'a str,
@@ -120,74 +126,70 @@ impl Memory {
         &self.dir
     }
 
-    fn session_dir(&self, key: &Key) -> PathBuf {
-        self.session_dir_of(&key.session)
-    }
-
-    fn session_dir_of(&self, session: &str) -> PathBuf {
-        self.dir.join(&hash(&[session])[..24])
-    }
-
     /// Forget everything about `session` (its main agent and its subagents): Claude Code
     /// compacted the conversation, so the earlier outputs that records point to are no
-    /// longer in the agent's context. Whether there was anything to forget.
-    pub fn forget(&self, session: &str) -> Result<bool> {
-        let dir = self.session_dir_of(session);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(true),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(err) => Err(err).with_context(|| format!("cannot remove {}", dir.display())),
-        }
+    /// longer in the agent's context. [`Memory::recall`] stops at the line this appends.
+    pub fn forget(&self, session: &str) -> Result<()> {
+        self.append(&Memory::end_of(session), "")
     }
 
-    /// The log of `key`'s session.
-    fn log(&self, key: &Key) -> PathBuf {
-        self.session_dir(key).join(LOG)
-    }
-
-    /// `key`'s name in its session's log.
+    /// `key`'s name in the log.
     fn name(key: &Key) -> String {
-        hash(&[&key.agent, &key.tool, &key.cwd, &key.command])[..32].to_string()
+        hash(&[&key.session, &key.agent, &key.tool, &key.cwd, &key.command])[..32].to_string()
     }
 
-    /// The record for `key`, if any: the last line of its session's log that names it,
-    /// among the log's last [`RECALL_BYTES`].
+    /// The name of the line that ends `session`'s earlier records ([`Memory::forget`]).
+    fn end_of(session: &str) -> String {
+        hash(&["forget", session])[..32].to_string()
+    }
+
+    /// The record for `key`, if any: the last line of the log that names it, among the
+    /// log's last [`RECALL_BYTES`] (with the end of the rotated log when the log is
+    /// shorter), unless its session was forgotten after it or it is older than the
+    /// retention.
     pub fn recall(&self, key: &Key) -> Option<Record> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = std::fs::File::open(self.log(key)).ok()?;
-        let len = file.metadata().ok()?.len();
-        file.seek(SeekFrom::Start(len.saturating_sub(RECALL_BYTES)))
-            .ok()?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).ok()?;
-        const START: &[u8] = b"{\"key\":\"";
+        let mut bytes = tail(&self.dir.join(LOG), RECALL_BYTES);
+        if (bytes.len() as u64) < RECALL_BYTES {
+            let old = tail(&self.dir.join(OLD_LOG), RECALL_BYTES - bytes.len() as u64);
+            bytes = [old, bytes].concat();
+        }
+        // The last line that names the key or the end of its session. A hook that died
+        // mid-write leaves a torn line that the next record follows on the same line: a
+        // record is what starts at `{"key":"`, up to the end of its line, and one that
+        // does not parse is passed over.
         let needle = format!("{{\"key\":\"{}\"", Memory::name(key));
-        bytes
-            .split(|&b| b == b'\n')
-            .rev()
-            // A hook that died mid-write leaves a torn line that the next record follows
-            // on the same line: the record is what starts at the last `{"key":"`.
-            .filter_map(|line| {
-                let at = line.windows(START.len()).rposition(|w| w == START)?;
-                Some(&line[at..])
-            })
-            .filter(|record| record.starts_with(needle.as_bytes()))
-            .find_map(|record| serde_json::from_slice::<Line>(record).ok())
-            .map(|line| line.record)
+        let end = format!("{{\"key\":\"{}\"", Memory::end_of(&key.session));
+        let last = |pattern: &str| {
+            let finder = memchr::memmem::FinderRev::new(pattern.as_bytes());
+            let mut hay = &bytes[..];
+            while let Some(at) = finder.rfind(hay) {
+                let stop = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+                if let Ok(line) = serde_json::from_slice::<Line>(&bytes[at..stop]) {
+                    return Some((at, line.record));
+                }
+                hay = &bytes[..at];
+            }
+            None
+        };
+        let (at, record) = last(&needle)?;
+        if last(&end).is_some_and(|(ended, _)| ended > at) {
+            return None;
+        }
+        let fresh = store::now_secs().saturating_sub(record.ts) <= self.retention.as_secs();
+        fresh.then_some(record)
     }
 
     /// Record that `key` last printed the output with content id `id`.
     pub fn remember(&self, key: &Key, id: &str) -> Result<()> {
+        self.append(&Memory::name(key), id)
+    }
+
+    /// Append a line for `name` to the log, creating the directory the first time, and
+    /// rotate the log when it is full.
+    fn append(&self, name: &str, id: &str) -> Result<()> {
         use std::io::Write;
-        let session_dir = self.session_dir(key);
-        let new_session = !session_dir.exists();
-        if new_session {
-            paths::ensure_private_dir(&session_dir)
-                .with_context(|| format!("cannot create {}", session_dir.display()))?;
-        }
-        let name = Memory::name(key);
         let line = Line {
-            key: &name,
+            key: name,
             record: Record {
                 id: id.to_string(),
                 ts: store::now_secs(),
@@ -195,37 +197,30 @@ impl Memory {
         };
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');
-        let path = self.log(key);
-        paths::private_file_options()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&bytes))
+        let path = self.dir.join(LOG);
+        let open = || paths::private_file_options().append(true).create(true).open(&path);
+        let mut file = match open() {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                paths::ensure_private_dir(&self.dir)
+                    .with_context(|| format!("cannot create {}", self.dir.display()))?;
+                open()
+            }
+            file => file,
+        }
+        .with_context(|| format!("cannot open {}", path.display()))?;
+        file.write_all(&bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        if new_session && self.sweep_due() {
-            // A session's first call: a good moment to forget expired ones.
+        if file.metadata().map(|m| m.len()).unwrap_or(0) > ROTATE_BYTES {
+            // Another hook may rotate at the same time; at worst some records are lost,
+            // and those calls are compressed as new ones.
+            let _ = std::fs::rename(&path, self.dir.join(OLD_LOG));
             self.sweep();
         }
         Ok(())
     }
 
-    /// Whether the last sweep is older than [`store::SWEEP_EVERY`]; if so, it is now.
-    ///
-    /// A sweep reads every session's directory, and a busy user (subagents are sessions
-    /// of their own) has thousands: 3,000 took 3 ms of each session's first hook call.
-    fn sweep_due(&self) -> bool {
-        let stamp = self.dir.join(SWEPT_STAMP);
-        let last = std::fs::metadata(&stamp).and_then(|m| m.modified());
-        let due = last.map_or(true, |t| {
-            SystemTime::now().duration_since(t).unwrap_or_default() >= store::SWEEP_EVERY
-        });
-        if due {
-            let _ = paths::write_private_atomic(&stamp, b"");
-        }
-        due
-    }
-
-    /// Delete the sessions not written to within the retention period.
+    /// Delete what an older version kept per session (a directory each) once it is past
+    /// the retention; the log itself is bounded by its rotation. How many were deleted.
     pub fn sweep(&self) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return 0;
@@ -233,8 +228,10 @@ impl Memory {
         let now = SystemTime::now();
         let mut removed = 0;
         for entry in entries.flatten() {
-            // A session was last written when its log was (appending to it leaves the
-            // directory's own time alone).
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            // Such a session was last written when its log was, if it had one.
             let expired = std::fs::metadata(entry.path().join(LOG))
                 .or_else(|_| entry.metadata())
                 .and_then(|m| m.modified())
@@ -245,6 +242,19 @@ impl Memory {
         }
         removed
     }
+}
+
+/// The last `max` bytes of the file at `path`; empty when it cannot be read.
+fn tail(path: &Path, max: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path)
+        && let Ok(meta) = file.metadata()
+        && file.seek(SeekFrom::Start(meta.len().saturating_sub(max))).is_ok()
+    {
+        let _ = file.take(max).read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// How [`unchanged_line`] starts.
@@ -330,50 +340,30 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(memory.dir()), 0o700);
-        assert_eq!(mode(&memory.session_dir(&key("ls"))), 0o700);
-        assert_eq!(mode(&memory.log(&key("ls"))), 0o600);
-        // One log per session, a line per call.
-        let log = std::fs::read_to_string(memory.log(&key("ls"))).unwrap();
+        assert_eq!(mode(&memory.dir().join(LOG)), 0o600);
+        // One log, a line per call, and nothing else: no file or directory per session.
+        let log = std::fs::read_to_string(memory.dir().join(LOG)).unwrap();
         assert_eq!(log.lines().count(), 2);
+        assert_eq!(std::fs::read_dir(memory.dir()).unwrap().count(), 1);
     }
 
     #[test]
-    fn new_sessions_sweep_at_most_once_an_hour() {
+    fn the_log_rotates_and_recall_reads_across() {
         let dir = tempfile::tempdir().unwrap();
-        let memory = Memory::new(dir.path().to_path_buf(), 1);
-        let session = |name: &str| Key {
-            session: name.into(),
-            ..key("ls")
-        };
-        let expire = |name: &str| {
-            let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
-            let log = std::fs::File::options()
-                .append(true)
-                .open(memory.log(&session(name)))
-                .unwrap();
-            log.set_modified(old).unwrap();
-        };
-        memory.remember(&session("old1"), "a").unwrap();
-        expire("old1");
-        // The first session since the last sweep an hour ago (here: ever) sweeps.
-        std::fs::remove_file(dir.path().join(SWEPT_STAMP)).unwrap();
-        memory.remember(&session("new1"), "b").unwrap();
-        assert!(!memory.session_dir(&session("old1")).exists());
-        // The next ones within the hour do not.
-        memory.remember(&session("old2"), "c").unwrap();
-        expire("old2");
-        memory.remember(&session("new2"), "d").unwrap();
-        assert!(memory.session_dir(&session("old2")).exists());
-        let stamp = std::fs::File::options()
-            .write(true)
-            .open(dir.path().join(SWEPT_STAMP))
-            .unwrap();
-        stamp
-            .set_modified(SystemTime::now() - store::SWEEP_EVERY)
-            .unwrap();
-        memory.remember(&session("new3"), "e").unwrap();
-        assert!(!memory.session_dir(&session("old2")).exists());
-        assert!(memory.session_dir(&session("new3")).exists());
+        let memory = Memory::new(dir.path().join("sessions"), 7);
+        memory.remember(&key("ls"), "a1").unwrap();
+        // Filled to the brim with other sessions' records: the next append rotates.
+        let log = memory.dir().join(LOG);
+        let filler = format!("{}\n", "x".repeat(1023));
+        std::fs::write(&log, filler.repeat((ROTATE_BYTES / 1024) as usize)).unwrap();
+        memory.remember(&key("ls"), "a2").unwrap();
+        assert!(!log.exists() || std::fs::metadata(&log).unwrap().len() < RECALL_BYTES);
+        assert!(memory.dir().join(OLD_LOG).exists());
+        // The new log is short: the end of the rotated one is read too.
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a2");
+        memory.remember(&key("pwd"), "b1").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "a2");
+        assert_eq!(memory.recall(&key("pwd")).unwrap().id, "b1");
     }
 
     #[test]
@@ -390,7 +380,7 @@ mod tests {
         let name = Memory::name(&key("ls"));
         let mut log = std::fs::File::options()
             .append(true)
-            .open(memory.log(&key("ls")))
+            .open(memory.dir().join(LOG))
             .unwrap();
         use std::io::Write;
         write!(log, "{{\"key\":\"{name}\",\"id\":\"a3").unwrap();
@@ -413,7 +403,7 @@ mod tests {
         for i in 0..lines {
             memory.remember(&key(&format!("cmd {i}")), "x").unwrap();
         }
-        assert!(std::fs::metadata(memory.log(&key("ls"))).unwrap().len() > RECALL_BYTES);
+        assert!(std::fs::metadata(memory.dir().join(LOG)).unwrap().len() > RECALL_BYTES);
         // Too far back: compressed as a new call.
         assert_eq!(memory.recall(&key("first")), None);
         assert_eq!(
@@ -455,57 +445,45 @@ mod tests {
         for k in [&key("ls"), &sub, &other] {
             memory.remember(k, "ab12").unwrap();
         }
-        assert!(memory.forget("s1").unwrap());
+        memory.forget("s1").unwrap();
         assert_eq!(memory.recall(&key("ls")), None);
         assert_eq!(memory.recall(&sub), None);
         assert_eq!(memory.recall(&other).unwrap().id, "ab12");
-        assert!(!memory.forget("s1").unwrap());
+        memory.forget("s1").unwrap();
+        // What the session records after it counts again.
+        memory.remember(&key("ls"), "cd34").unwrap();
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "cd34");
+        assert_eq!(memory.recall(&sub), None);
     }
 
     #[test]
-    fn expired_sessions_are_swept() {
+    fn expired_records_and_older_versions_sessions_go() {
         let dir = tempfile::tempdir().unwrap();
         let memory = Memory::new(dir.path().to_path_buf(), 1);
         memory.remember(&key("ls"), "ab").unwrap();
-        memory
-            .remember(
-                &Key {
-                    session: "s2".into(),
-                    ..key("ls")
-                },
-                "cd",
-            )
-            .unwrap();
-        assert_eq!(memory.sweep(), 0);
+        // A record older than the retention is not recalled.
+        let old_ts = store::now_secs() - 2 * 86_400;
+        let name = Memory::name(&key("pwd"));
+        let mut log = std::fs::File::options().append(true).open(dir.path().join(LOG)).unwrap();
+        use std::io::Write;
+        writeln!(log, "{{\"key\":\"{name}\",\"id\":\"cd\",\"ts\":{old_ts}}}").unwrap();
+        assert_eq!(memory.recall(&key("pwd")), None);
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "ab");
+        // Session directories of older versions (one log, or one file per key, each) go
+        // by their log's time or their own, once past the retention.
         let old = SystemTime::now() - Duration::from_secs(2 * 86_400);
-        std::fs::File::options()
-            .append(true)
-            .open(memory.log(&key("ls")))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        // A session directory of an older version (one file per key, no log) goes by its
-        // own time.
-        let older = dir.path().join("0123456789abcdef01234567");
-        std::fs::create_dir(&older).unwrap();
-        std::fs::write(older.join("0123"), b"{}").unwrap();
-        std::fs::File::open(&older)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        let with_log = dir.path().join("0123456789abcdef01234567");
+        std::fs::create_dir(&with_log).unwrap();
+        std::fs::File::create(with_log.join(LOG)).unwrap().set_modified(old).unwrap();
+        let per_key = dir.path().join("89abcdef0123456701234567");
+        std::fs::create_dir(&per_key).unwrap();
+        std::fs::write(per_key.join("0123"), b"{}").unwrap();
+        std::fs::File::open(&per_key).unwrap().set_modified(old).unwrap();
+        let recent = dir.path().join("fedcba9876543210fedcba98");
+        std::fs::create_dir(&recent).unwrap();
         assert_eq!(memory.sweep(), 2);
-        assert!(!older.exists());
-        assert_eq!(
-            memory
-                .recall(&Key {
-                    session: "s2".into(),
-                    ..key("ls")
-                })
-                .unwrap()
-                .id,
-            "cd"
-        );
-        assert_eq!(memory.recall(&key("ls")), None);
+        assert!(!with_log.exists() && !per_key.exists() && recent.exists());
+        assert_eq!(memory.recall(&key("ls")).unwrap().id, "ab");
     }
 
     #[test]

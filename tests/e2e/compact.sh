@@ -45,8 +45,9 @@ run() {
     wait "$server" 2>/dev/null || true
 }
 texts() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(repr(x.get("text",""))) for x in (r if isinstance(r, list) else r.values())]' "$1" 2>/dev/null; }
-# Session memory: files in a session's directory (its log; not the sweep stamp beside them).
-records() { find "$w/kh" -path '*sessions/*/*' -type f | wc -l; }
+# Session memory: lines of its log (one for every session; a forgotten session gets a line
+# that ends its earlier records).
+records() { cat "$w"/kh/state/sessions/log 2>/dev/null | wc -l; }
 seq_call='{"tool": "Bash", "input": {"command": "seq 1 3000"}}'
 
 run 1 "e2e-go: twice" "{\"marker\": \"e2e-go\", \"calls\": [$seq_call, $seq_call], \"final_text\": \"done\"}"
@@ -55,11 +56,12 @@ second=$(texts "$w/results1.json" | sed -n 2p)
 check "first call: the output itself" "$([[ $first == "'1\\n2\\n3"* ]]; echo $?)" "$first"
 check "second identical call: output unchanged" "$([[ $second == *"output unchanged since the earlier identical call"* ]]; echo $?)" "${second:0:120}"
 check "session memory holds a record" "$([ "$(records)" -ge 1 ]; echo $?)" "$(records) records"
+before=$(records)
 
 run 2 "/compact" '{"marker": "never-ours", "calls": [], "final_text": "done"}'
 start=$(cat "$w/session_start.jsonl" 2>/dev/null || true)
 check "/compact fired SessionStart with source compact" "$([[ $start == *'"source":"compact"'* ]]; echo $?)" "${start:0:200}"
-check "kompress forgot the session" "$([ "$(records)" = 0 ]; echo $?)" "$(records) records"
+check "kompress forgot the session" "$([ "$(records)" = $((before + 1)) ] && tail -1 "$w"/kh/state/sessions/log | grep -q '"id":""'; echo $?)" "$before then $(records) records"
 
 run 3 "e2e-again: once more" "{\"marker\": \"e2e-again\", \"calls\": [$seq_call], \"final_text\": \"done\"}"
 third=$(texts "$w/results3.json" | sed -n 1p)
