@@ -15,7 +15,8 @@
 //! One file for all sessions, not a directory or a file per session: every new inode cost
 //! ~1 ms of the hook call that created it on ext4 here (a directory and a log for each
 //! new session and subagent were 2 ms of their first call). The log is rotated to
-//! `log.1` past [`ROTATE_BYTES`]; records older than the retention are not recalled.
+//! `log.1` past [`ROTATE_BYTES`]; records older than the retention are not recalled. The
+//! directories older versions kept per session are swept when a log gets its first line.
 //!
 //! After Claude Code compacts the conversation (`SessionStart` with `source: "compact"`)
 //! the session's records are forgotten ([`Memory::forget`] appends a line that ends the
@@ -210,10 +211,15 @@ impl Memory {
         .with_context(|| format!("cannot open {}", path.display()))?;
         file.write_all(&bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        if file.metadata().map(|m| m.len()).unwrap_or(0) > ROTATE_BYTES {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > ROTATE_BYTES {
             // Another hook may rotate at the same time; at worst some records are lost,
             // and those calls are compressed as new ones.
             let _ = std::fs::rename(&path, self.dir.join(OLD_LOG));
+            self.sweep();
+        } else if len == bytes.len() as u64 {
+            // The log's first record (a new home, an upgrade, or a rotation by another
+            // hook): a rare moment, so a good one for the sweep.
             self.sweep();
         }
         Ok(())
@@ -484,6 +490,20 @@ mod tests {
         assert_eq!(memory.sweep(), 2);
         assert!(!with_log.exists() && !per_key.exists() && recent.exists());
         assert_eq!(memory.recall(&key("ls")).unwrap().id, "ab");
+    }
+
+    #[test]
+    fn the_first_record_of_a_log_sweeps_what_older_versions_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Memory::new(dir.path().to_path_buf(), 1);
+        let old = dir.path().join("0123456789abcdef01234567");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::File::create(old.join(LOG))
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(2 * 86_400))
+            .unwrap();
+        memory.remember(&key("ls"), "ab").unwrap();
+        assert!(!old.exists());
     }
 
     #[test]
