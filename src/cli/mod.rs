@@ -428,7 +428,9 @@ fn hook_main(model_args: ModelArgs) -> ExitCode {
             ]
         })
         .collect();
-    watchdog::arm(limit, &appends);
+    if !watchdog::arm(limit, &appends) {
+        log::write("hook: cannot set the deadline timer; this call has no hard deadline");
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let model = crate::scorer::installed(&config, &model_args);
         let scorer = model.as_ref().map(|m| m as &dyn crate::scorer::Scorer);
