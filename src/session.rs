@@ -199,15 +199,9 @@ impl Memory {
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');
         let path = self.dir.join(LOG);
-        let open = || paths::private_file_options().append(true).create(true).open(&path);
-        let mut file = match open() {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                paths::ensure_private_dir(&self.dir)
-                    .with_context(|| format!("cannot create {}", self.dir.display()))?;
-                open()
-            }
-            file => file,
-        }
+        let mut file = paths::in_private_dir(&path, || {
+            paths::private_file_options().append(true).create(true).open(&path)
+        })
         .with_context(|| format!("cannot open {}", path.display()))?;
         file.write_all(&bytes)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -96,17 +96,9 @@ pub fn record(dirs: &Dirs, event: &Event) -> Result<()> {
 pub fn append(path: &Path, event: &Event) -> Result<()> {
     let mut line = serde_json::to_vec(event)?;
     line.push(b'\n');
-    let open = || paths::private_file_options().append(true).create(true).open(path);
-    // The directory is created when the file cannot be opened for lack of it, not
-    // checked on every call (three system calls on the hook's path).
-    let mut file = match (open(), path.parent()) {
-        (Err(err), Some(dir)) if err.kind() == std::io::ErrorKind::NotFound => {
-            paths::ensure_private_dir(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            open()
-        }
-        (file, _) => file,
-    }
+    let mut file = paths::in_private_dir(path, || {
+        paths::private_file_options().append(true).create(true).open(path)
+    })
     .with_context(|| format!("cannot open {}", path.display()))?;
     let written = file
         .write(&line)

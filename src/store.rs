@@ -138,18 +138,8 @@ impl Store {
         if touch(&path).is_ok() {
             return Ok(false);
         }
-        // The shard directory is created when a write finds it missing, not checked on
-        // every write: each check was three more system calls on the hook's path.
-        let written = match paths::write_private_atomic(&path, text) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let shard = path.parent().expect("a shard directory");
-                paths::ensure_private_dir(shard)
-                    .with_context(|| format!("cannot create {}", shard.display()))?;
-                paths::write_private_atomic(&path, text)
-            }
-            written => written,
-        };
-        written.with_context(|| format!("cannot write {}", path.display()))?;
+        paths::in_private_dir(&path, || paths::write_private_atomic(&path, text))
+            .with_context(|| format!("cannot write {}", path.display()))?;
         if let Err(err) = self.account(text.len() as u64) {
             crate::log::write(&format!("store: {err:#}"));
         }
