@@ -15,7 +15,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -150,7 +150,7 @@ pub fn reap(mut child: std::process::Child) -> Result<Usage> {
 
 /// `kompress measure-child`: run `command`, write its [`Usage`] to `report`, and exit as
 /// it did. A command that cannot start exits 127, like a shell, with no report.
-pub fn main(report: &Path, command: &[OsString]) -> ExitCode {
+pub fn main(report: &Path, command: &[OsString]) -> u8 {
     let run = || -> Result<Usage> {
         let (program, args) = command.split_first().context("no command given")?;
         let usage = spawn_and_wait(Command::new(program).args(args))?;
@@ -163,16 +163,16 @@ pub fn main(report: &Path, command: &[OsString]) -> ExitCode {
         Ok(usage) => exit_code(usage.code, usage.signal),
         Err(err) => {
             eprintln!("kompress measure-child: {err:#}");
-            ExitCode::from(127)
+            127
         }
     }
 }
 
 /// A child's exit code as ours; `128 + signal` when a signal ended it, as shells report it.
-pub fn exit_code(code: Option<i32>, signal: Option<i32>) -> ExitCode {
+pub fn exit_code(code: Option<i32>, signal: Option<i32>) -> u8 {
     match (code, signal) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from((128 + signal) & 0xff).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from((128 + signal) & 0xff).unwrap_or(1),
+        (None, None) => 1,
     }
 }

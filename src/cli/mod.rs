@@ -16,7 +16,6 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -33,6 +32,7 @@ use crate::store::{self, Store};
 use crate::{doctor, eval, hook, init, intent, log};
 
 mod run;
+pub mod start;
 mod watchdog;
 
 /// Shrinks tool output for coding agents, keeping the words that matter.
@@ -188,7 +188,7 @@ pub enum Command {
 pub const INTENT_ENV: &str = "KOMPRESS_INTENT";
 
 /// Parse the arguments and run. The process's exit code.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
     // The hook runs on every tool call, and its command line is always `kompress hook`:
     // that skips building clap's parser for every subcommand (0.1-0.2 ms of each call).
     let mut args = std::env::args_os().skip(1);
@@ -209,7 +209,7 @@ pub fn main() -> ExitCode {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
-                ExitCode::from(127)
+                127
             }
         },
         Some(Command::Init {
@@ -273,12 +273,12 @@ pub fn main() -> ExitCode {
 }
 
 /// Print a CLI error the way a user can act on it.
-fn report(result: Result<()>) -> ExitCode {
+fn report(result: Result<()>) -> u8 {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("kompress: {err:#}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
@@ -386,24 +386,24 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
 /// Extra time past the deadline before the hook gives up on its work ([`watchdog`]).
 const HOOK_GRACE: Duration = Duration::from_millis(150);
 
-fn hook_main(model_args: ModelArgs) -> ExitCode {
+fn hook_main(model_args: ModelArgs) -> u8 {
     let start = Instant::now();
     // A panic message on stderr would reach the user's transcript: log it instead.
     std::panic::set_hook(Box::new(|info| log::write(&format!("hook panic: {info}"))));
     let mut payload = Vec::new();
     if let Err(err) = std::io::stdin().read_to_end(&mut payload) {
         log::write(&format!("hook: cannot read stdin: {err}"));
-        return ExitCode::SUCCESS;
+        return 0;
     }
     let config = match Config::load() {
         Ok(config) => config,
         Err(err) => {
             log::write(&format!("hook: {err:#}"));
-            return ExitCode::SUCCESS;
+            return 0;
         }
     };
     if config.disable {
-        return ExitCode::SUCCESS;
+        return 0;
     }
     let dirs = Dirs::resolve();
     let local = dirs.as_ref().map(|dirs| hook::Local {
@@ -459,7 +459,7 @@ fn hook_main(model_args: ModelArgs) -> ExitCode {
         },
     };
     hook_deliver(outcome, &config, dirs.as_ref(), local.as_ref());
-    ExitCode::SUCCESS
+    0
 }
 
 /// Store the originals, print the reply, then record session memory and statistics.

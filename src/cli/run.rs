@@ -9,7 +9,6 @@
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -29,7 +28,7 @@ pub fn main(
     model: &ModelArgs,
     trailer: bool,
     command: &[OsString],
-) -> Result<ExitCode> {
+) -> Result<u8> {
     let (program, args) = command.split_first().context("no command given")?;
     let (mut reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     // Ctrl-C and a terminating signal reach the command too (same process group): kompress
@@ -127,7 +126,7 @@ fn compress_with_trailer(bytes: Vec<u8>, command: &str, model_args: &ModelArgs) 
 }
 
 /// The command's exit code, or `128 + signal` (see [`crate::measure::exit_code`]).
-fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
     #[cfg(unix)]
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
     #[cfg(not(unix))]
