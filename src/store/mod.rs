@@ -233,7 +233,7 @@ impl Store {
         }
         let mut sweep = Sweep::default();
         let mut held = Vec::new();
-        for file in self.files() {
+        for file in self.files(true) {
             if age(file.modified) > self.retention {
                 if std::fs::remove_file(&file.path).is_ok() {
                     sweep.removed += 1;
@@ -269,12 +269,13 @@ impl Store {
         Ok(Some(sweep))
     }
 
-    /// The store's files: the packs, the current one first, then the sealed ones from
-    /// the newest, then older versions' one-per-original files (leftover temporaries of
-    /// those are removed on the way).
-    fn files(&self) -> Vec<Held> {
+    /// The store's packs, the current one first, then the sealed ones from the newest;
+    /// with `singles`, then older versions' one-per-original files (leftover temporaries
+    /// of those are removed on the way). Readers leave those out: an old store can hold
+    /// thousands, and a reader knows where the one it wants would be.
+    fn files(&self, singles: bool) -> Vec<Held> {
         let mut packs = Vec::new();
-        let mut singles = Vec::new();
+        let mut legacy = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return packs;
         };
@@ -292,7 +293,8 @@ impl Store {
             let name = name.to_string_lossy();
             if name == CURRENT || name.starts_with(SEALED) {
                 packs.extend(held(entry.path(), true));
-            } else if name.len() == 2 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            } else if singles && name.len() == 2 && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
                 for file in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
                     let single = file.file_name();
                     let single = single.to_string_lossy();
@@ -304,7 +306,7 @@ impl Store {
                             let _ = std::fs::remove_file(&found.path);
                         }
                     } else if single.len() == 64 {
-                        singles.push(found);
+                        legacy.push(found);
                     }
                 }
             }
@@ -315,32 +317,30 @@ impl Store {
             let name = f.path.file_name().map(|n| n.to_os_string());
             (!f.path.ends_with(CURRENT), std::cmp::Reverse(name))
         });
-        packs.extend(singles);
+        packs.extend(legacy);
         packs
     }
 
-    /// Visit every stored record, the newest first, until `visit` returns false: its id,
-    /// and a reader of its body.
+    /// Where an older version kept the original `id`, one file per original.
+    fn single_path(&self, id: &str) -> Option<PathBuf> {
+        let hex = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| self.dir.join(&id[..2]).join(id))
+    }
+
+    /// Visit the records of the packs, the newest first, until `visit` returns false: its
+    /// id, and a reader of its body.
     fn walk(&self, mut visit: impl FnMut(&str, &dyn Fn() -> Option<Vec<u8>>) -> bool) {
-        for file in self.files() {
+        for file in self.files(false) {
             let Ok(handle) = File::open(&file.path) else {
                 continue;
             };
-            if file.pack {
-                let mut more = true;
-                let _ = pack::walk_back(&handle, file.len, |entry| {
-                    more = visit(&entry.id, &|| entry.read(&handle).ok());
-                    more
-                });
-                if !more {
-                    return;
-                }
-            } else {
-                let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned());
-                let read = || std::fs::read(&file.path).ok();
-                if !visit(&name.unwrap_or_default(), &read) {
-                    return;
-                }
+            let mut more = true;
+            let _ = pack::walk_back(&handle, file.len, |entry| {
+                more = visit(&entry.id, &|| entry.read(&handle).ok());
+                more
+            });
+            if !more {
+                return;
             }
         }
     }
@@ -361,6 +361,15 @@ impl Store {
             }
             true
         });
+        let shard = std::fs::read_dir(self.dir.join(&prefix[..2]));
+        for entry in shard.into_iter().flatten().flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.len() == 64 && name.starts_with(&prefix) && !found.contains(&name) {
+                found.push(name);
+            }
+        }
         found.sort();
         match found.len() {
             0 => bail!(
@@ -381,17 +390,25 @@ impl Store {
             }
             found.is_none()
         });
+        let found = found.or_else(|| {
+            let body = std::fs::read(self.single_path(id)?).ok()?;
+            (id_of(&body) == id).then_some(body)
+        });
         found.with_context(|| format!("no stored original {id} in {}", self.dir.display()))
     }
 
-    /// Every stored record, the newest first: (the id it is stored under, its bytes).
-    /// The same content stored twice is listed twice.
+    /// Every stored record, the packs' from the newest, then older versions' files: (the
+    /// id it is stored under, its bytes). The same content stored twice is listed twice.
     pub fn list(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         self.walk(|id, read| {
             out.push((id.to_owned(), read().unwrap_or_default()));
             true
         });
+        for file in self.files(true).into_iter().filter(|f| !f.pack) {
+            let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned());
+            out.push((name.unwrap_or_default(), std::fs::read(&file.path).unwrap_or_default()));
+        }
         out
     }
 }
@@ -580,7 +597,7 @@ mod tests {
     }
 
     fn stored_bytes(store: &Store) -> u64 {
-        store.files().iter().map(|f| f.len).sum()
+        store.files(true).iter().map(|f| f.len).sum()
     }
 
     #[test]
@@ -606,7 +623,7 @@ mod tests {
         assert_eq!(mode(&home.path().join("cache")), 0o700);
         assert_eq!(mode(&store.dir().join(CURRENT)), 0o600);
         // One file for both puts: no inode per original.
-        assert_eq!(store.files().len(), 1);
+        assert_eq!(store.files(true).len(), 1);
         assert!(store.resolve("zz12").is_err());
         assert!(store.resolve("ab").is_err());
         assert!(
@@ -683,7 +700,7 @@ mod tests {
             let text = format!("output {i}\n").repeat(10);
             store.put(&id_of(text.as_bytes()), text.as_bytes()).unwrap();
         }
-        let files = store.files();
+        let files = store.files(true);
         assert!((3..=6).contains(&files.len()), "{}", files.len());
         assert!(files.iter().all(|f| f.pack));
         assert_eq!(store.list().len(), 20);
@@ -730,6 +747,8 @@ mod tests {
         age_file(&tmp2);
         // Found by show before the sweep.
         assert_eq!(store.get(&young_id).unwrap(), b"young, one file");
+        assert_eq!(store.resolve(&young_id[..8]).unwrap(), young_id);
+        assert_eq!(store.list().len(), 3, "the sealed pack's record and two files");
         store.put(&id_of(b"new"), b"new").unwrap();
         let sweep = store.sweep(true).unwrap().unwrap();
         assert_eq!((sweep.removed, sweep.kept), (2, 2), "{sweep:?}");
@@ -755,6 +774,6 @@ mod tests {
         store.put(&id_of(b"a"), b"a").unwrap();
         store.sweep(true).unwrap();
         store.put(&id_of(b"b"), b"b").unwrap();
-        assert_eq!(store.files().len(), 1);
+        assert_eq!(store.files(true).len(), 1);
     }
 }
