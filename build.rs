@@ -67,8 +67,12 @@ fn main() {
 /// unwinder as an archive (GCC's runtime library exception allows linking it); offered
 /// under the name `libgcc_s.a` in a directory searched first, the linker takes it.
 /// Panics still unwind (the hook catches them to pass the output through). Where the
-/// compiler has no `libgcc_eh.a`, nothing changes.
+/// compiler has no `libgcc_eh.a`, or the build is a cross build, nothing changes.
 fn static_unwinder() {
+    // The host's compiler knows the host's archive only: leave cross builds as they are.
+    if std::env::var("HOST").ok() != std::env::var("TARGET").ok() {
+        return;
+    }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let Ok(out) = std::process::Command::new(&cc)
         .arg("-print-file-name=libgcc_eh.a")
