@@ -60,6 +60,11 @@ pub fn id_of(text: &[u8]) -> String {
     hex(&Sha256::digest(text))
 }
 
+/// Whether `id` is a content id as [`id_of`] writes it: 64 lowercase hex digits.
+fn is_id(id: &[u8]) -> bool {
+    id.len() == 64 && id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -137,7 +142,7 @@ impl Store {
 
     /// Store `text` under its content id (computed by the caller with [`id_of`]).
     pub fn put(&self, id: &str, text: &[u8]) -> Result<()> {
-        if id.len() != 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_id(id.as_bytes()) {
             bail!("not a content id: {id:?}");
         }
         if self.max_bytes == 0 || text.len() as u64 > self.max_bytes / 2 {
@@ -323,8 +328,7 @@ impl Store {
 
     /// Where an older version kept the original `id`, one file per original.
     fn single_path(&self, id: &str) -> Option<PathBuf> {
-        let hex = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        hex.then(|| self.dir.join(&id[..2]).join(id))
+        is_id(id.as_bytes()).then(|| self.dir.join(&id[..2]).join(id))
     }
 
     /// Visit the records of the packs, the newest first, until `visit` returns false: its

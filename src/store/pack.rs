@@ -76,7 +76,7 @@ impl Entry {
 fn parse(footer: &[u8; FOOTER_LEN]) -> Option<(String, u64, u64)> {
     let rest = footer.strip_prefix(MAGIC)?;
     let (id, rest) = rest.split_at(ID_LEN);
-    if !id.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !super::is_id(id) {
         return None;
     }
     let number = |digits: &[u8]| -> Option<u64> {
