@@ -24,6 +24,7 @@ pub mod heretic;
 pub mod hook;
 pub mod init;
 pub mod intent;
+pub mod known;
 pub mod linediff;
 pub mod log;
 pub mod measure;

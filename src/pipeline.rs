@@ -35,6 +35,9 @@ pub struct Request<'a> {
     /// (from the session transcript, or `--intent` / `KOMPRESS_INTENT`). `None` when
     /// unknown; the line pass then decides from the output and the command alone.
     pub intent: Option<&'a str>,
+    /// What the agent knew before the call ([`crate::known`]: its session's prompts, words
+    /// and calls, from the transcript). `None` without a transcript.
+    pub known: Option<&'a crate::known::Known>,
     /// Let the model pass drop protected words too. Only for measuring what protection
     /// saves (the heretic set's `override_delta`); nothing that emits output sets it.
     pub unprotected: bool,
@@ -124,6 +127,7 @@ pub fn compress(
             hints: request.hints,
             domain,
             intent: request.intent,
+            known: request.known,
         };
         if let Some(selected) = select::select(input, &context, forest) {
             text = Cow::Owned(selected);

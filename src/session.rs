@@ -38,6 +38,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::known::{self, Known};
 use crate::passes;
 use crate::paths;
 use crate::store;
@@ -130,8 +131,19 @@ impl Memory {
     /// Forget everything about `session` (its main agent and its subagents): Claude Code
     /// compacted the conversation, so the earlier outputs that records point to are no
     /// longer in the agent's context. [`Memory::recall`] stops at the line this appends.
-    pub fn forget(&self, session: &str) -> Result<()> {
+    /// What the agent knew then starts again at the end of the transcript (`transcript`,
+    /// when known): the summary that replaced the conversation is what it knows now.
+    pub fn forget(&self, session: &str, transcript: Option<&Path>) -> Result<()> {
+        known::forget(&self.dir, session, transcript)
+            .with_context(|| format!("cannot reset {}", self.dir.display()))?;
         self.append(&Memory::end_of(session), "")
+    }
+
+    /// What the agent of `session` knew before its current call: the items of its
+    /// transcript's prompts, words and calls ([`Known::of_transcript`]), with a cache in
+    /// this directory so that each call reads only what the transcript gained.
+    pub fn known(&self, session: &str, transcript: &Path) -> Option<Known> {
+        Known::of_transcript(transcript, Some(&known::cache_file(&self.dir, session)))
     }
 
     /// `key`'s name in the log.
@@ -219,14 +231,15 @@ impl Memory {
         Ok(())
     }
 
-    /// Delete what an older version kept per session (a directory each) once it is past
-    /// the retention; the log itself is bounded by its rotation. How many were deleted.
+    /// Delete what an older version kept per session (a directory each) and the caches of
+    /// what agents knew ([`Memory::known`]) once they are past the retention; the log itself
+    /// is bounded by its rotation. How many were deleted.
     pub fn sweep(&self) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return 0;
         };
         let now = SystemTime::now();
-        let mut removed = 0;
+        let mut removed = known::sweep(&self.dir, self.retention);
         for entry in entries.flatten() {
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
@@ -445,11 +458,11 @@ mod tests {
         for k in [&key("ls"), &sub, &other] {
             memory.remember(k, "ab12").unwrap();
         }
-        memory.forget("s1").unwrap();
+        memory.forget("s1", None).unwrap();
         assert_eq!(memory.recall(&key("ls")), None);
         assert_eq!(memory.recall(&sub), None);
         assert_eq!(memory.recall(&other).unwrap().id, "ab12");
-        memory.forget("s1").unwrap();
+        memory.forget("s1", None).unwrap();
         // What the session records after it counts again.
         memory.remember(&key("ls"), "cd34").unwrap();
         assert_eq!(memory.recall(&key("ls")).unwrap().id, "cd34");

@@ -106,6 +106,7 @@ fn corpus_scores() {
             max_output_chars: None,
             full_output: None,
             intent: None,
+            known: None,
             unprotected: false,
         };
         let capture = Capture {

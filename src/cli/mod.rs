@@ -481,7 +481,10 @@ fn hook_deliver(
     event.tool = std::mem::take(&mut outcome.tool);
     if outcome.forget_session
         && let Some(local) = local
-        && let Err(err) = local.memory.forget(&event.session)
+        && let Err(err) = local.memory.forget(
+            &event.session,
+            Some(std::path::Path::new(&outcome.transcript)).filter(|p| !p.as_os_str().is_empty()),
+        )
     {
         log::write(&format!("hook: {err:#}"));
     }

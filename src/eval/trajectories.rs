@@ -7,8 +7,10 @@
 //!
 //! - **rules**: `KOMPRESS_NO_MODEL=1`, the structural passes alone;
 //! - **model, no intent**: the models, with no transcript;
-//! - **model + intent**: the models, with a session transcript that holds the agent's
-//!   words before the call, as Claude Code writes it.
+//! - **model + intent**: the models, with a session transcript as Claude Code writes it:
+//!   the task, every earlier step (the agent's words, its call and the call's result) and
+//!   the agent's words before this call. The hook reads the intent from its end and what
+//!   the agent knew before the call from all of it ([`crate::known`]).
 //!
 //! Per output it counts cl100k tokens before and after and which used items
 //! ([`crate::usage`]) survive; the head+tail truncation at the model + intent run's token
@@ -30,9 +32,12 @@ use crate::scorer::{LazyModel, Scorer};
 use crate::usage::{self, Generic, Trajectory};
 use crate::{metrics, select};
 
-/// Earlier steps written into each step's transcript before its own call (Claude Code's
-/// transcript holds the whole session; the hook reads only its tail).
-const TRANSCRIPT_STEPS: usize = 3;
+/// Each earlier call's result is written into the transcripts with at most this many
+/// characters. The hook reads no tool result but the call's own (from the payload), and the
+/// same cap for every step makes each step's transcript the next one's beginning, as a
+/// real session's file grows, so that the one-session run reads each file from where the
+/// previous call stopped.
+const TRANSCRIPT_RESULT_CHARS: usize = 1000;
 
 /// What `kompress eval --trajectories` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -204,9 +209,13 @@ fn write_transcript(
 ) -> Result<()> {
     let mut lines =
         vec![json!({"type": "user", "message": {"role": "user", "content": t.task}}).to_string()];
-    for earlier in index.saturating_sub(TRANSCRIPT_STEPS)..index {
+    for earlier in 0..index {
         transcript_lines(t, earlier, &id_of(earlier), &mut lines);
-        let output: String = t.steps[earlier].output.chars().take(4000).collect();
+        let output: String = t.steps[earlier]
+            .output
+            .chars()
+            .take(TRANSCRIPT_RESULT_CHARS)
+            .collect();
         lines.push(
             json!({"type": "user", "message": {"role": "user", "content": [{"type": "tool_result",
                 "tool_use_id": format!("toolu_{}", id_of(earlier)), "content": output}]}})

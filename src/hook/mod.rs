@@ -49,6 +49,7 @@ use crate::passes;
 use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
 use crate::select;
+use crate::known::Known;
 use crate::session::{self, Key, Memory};
 use crate::stats::thousands;
 use crate::store::{self, Store};
@@ -139,6 +140,8 @@ pub struct Outcome {
     pub event: Option<&'static str>,
     /// The conversation was compacted: forget this session's memory.
     pub forget_session: bool,
+    /// `transcript_path` of a compacted session (what the agent knows starts at its end).
+    pub transcript: String,
 }
 
 /// What the hook may read besides the payload and the files it names. Without it,
@@ -223,6 +226,7 @@ pub fn handle_with(
         }
         Some(Some("SessionStart")) if field("source") == "compact" => {
             outcome.forget_session = !outcome.session.is_empty();
+            outcome.transcript = field("transcript_path").to_string();
             outcome.event = Some("compact");
             return Ok(outcome);
         }
@@ -293,7 +297,10 @@ pub fn handle_with(
         } else {
             Duration::ZERO
         },
+        session: field("session_id"),
+        subagent: !field("agent_id").is_empty(),
         intent: None,
+        known: None,
         local,
         memory_key,
         trailer: config.store_max_bytes > 0,
@@ -361,7 +368,10 @@ pub fn command_output(
         },
         transcript: None,
         call_patience: Duration::ZERO,
+        session: "",
+        subagent: false,
         intent: None,
+        known: None,
         local: None,
         memory_key: None,
         trailer: config.store_max_bytes > 0,
@@ -397,8 +407,14 @@ struct Job<'a> {
     /// How long to wait for the call to reach the transcript ([`intent::CALL_PATIENCE`];
     /// none in a subagent, whose calls may be in a file of their own).
     call_patience: Duration,
+    /// `session_id`.
+    session: &'a str,
+    /// The call is a subagent's.
+    subagent: bool,
     /// The agent's intent once read: `Some(None)` when there is none.
     intent: Option<Option<String>>,
+    /// What the agent knew before the call, once read ([`Job::read_known`]).
+    known: Option<Option<Known>>,
     local: Option<&'a Local>,
     memory_key: Option<Key>,
     /// Add a trailer (the caller stores originals).
@@ -411,6 +427,23 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// What the agent knew before this call, from the session transcript (cached in session
+    /// memory, [`Memory::known`], when the hook has it). A subagent has a conversation of its
+    /// own and knows only its prompt: the session's transcript is not its history, so it
+    /// gets none.
+    fn read_known(&self) -> Option<Known> {
+        if self.subagent {
+            return None;
+        }
+        let (path, _) = self.transcript?;
+        match self.local {
+            Some(local) if !self.session.is_empty() => {
+                local.memory.known(self.session, Path::new(path))
+            }
+            _ => Known::of_transcript(Path::new(path), None),
+        }
+    }
+
     /// Compress one text; `None` means keep it.
     fn text(
         &mut self,
@@ -429,6 +462,7 @@ impl Job<'_> {
                         intent::from_transcript(Path::new(path), id, self.call_patience)
                     }),
             );
+            self.known = Some(self.read_known());
         }
         let request = Request {
             text,
@@ -437,6 +471,7 @@ impl Job<'_> {
             max_output_chars: Some(self.config.max_output_chars.saturating_sub(room)),
             full_output,
             intent: self.intent.as_ref().and_then(Option::as_deref),
+            known: self.known.as_ref().and_then(Option::as_ref),
             unprotected: false,
         };
         match pipeline::compress(&request, self.config, self.scorer, self.deadline) {
@@ -904,6 +939,44 @@ mod tests {
             );
             assert!(out.is_none(), "{command}");
         }
+    }
+
+    #[test]
+    fn what_the_agent_knew_is_read_once_per_session_and_not_for_subagents() {
+        let home = tempfile::tempdir().unwrap();
+        let local = Local {
+            store: Store::new(home.path().join("originals"), 1 << 20, 7),
+            memory: Memory::new(home.path().join("sessions"), 7),
+        };
+        let transcript = home.path().join("t.jsonl");
+        let lines = [
+            json!({"type": "user", "message": {"role": "user", "content": "fix wire_format_bug"}}),
+            json!({"type": "assistant", "message": {"id": "m1", "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                             "input": {"command": "make"}}]}}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&transcript, text).unwrap();
+        let run = |session: &str, agent: &str| {
+            let payload = json!({"session_id": session, "agent_id": agent, "cwd": "/r",
+                "tool_name": "Bash", "tool_use_id": "toolu_1",
+                "transcript_path": transcript.display().to_string(),
+                "tool_input": {"command": "make"},
+                "tool_response": {"stdout": noisy(), "stderr": "", "interrupted": false}});
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            handle_with(&bytes, &Config::default(), None, deadline, Some(&local)).unwrap();
+        };
+        let sessions = home.path().join("sessions");
+        run("s1", "");
+        let cache = crate::known::cache_file(&sessions, "s1");
+        let cached = std::fs::read_to_string(&cache).unwrap();
+        assert!(cached.contains(" wire_format_bug"), "{cached}");
+        // Nothing new in the transcript since: nothing read, nothing appended.
+        run("s1", "");
+        assert_eq!(std::fs::read_to_string(&cache).unwrap(), cached);
+        run("s2", "agent-7");
+        assert!(!crate::known::cache_file(&sessions, "s2").exists());
     }
 
     #[test]

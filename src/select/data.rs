@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{features, is_signal};
 use crate::domain::{self, CommandKind};
+use crate::known::Known;
 use crate::model::forest::Vocab;
 use crate::usage::{self, Generic};
 
@@ -70,7 +71,12 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
     w.write_all(b"\n")?;
     let mut rows = 0usize;
     for t in &all {
+        // What the agent knows at each call: what the hook reads from a session transcript
+        // (`crate::known`): the task, then every thought and command up to this one's.
+        let mut known = Known::of_texts([t.task.as_str()]);
         for (index, step) in t.steps.iter().enumerate() {
+            known.learn(&step.thought);
+            known.learn(&step.command);
             if step.output.chars().count() < MIN_CHARS {
                 continue;
             }
@@ -80,7 +86,7 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
             let usage = usage::label(t, index, &generic);
             let intent = Some(step.thought.as_str()).filter(|s| !s.trim().is_empty());
             let tokens = features::line_tokens(&step.output);
-            let extract = |intent| {
+            let extract = |intent, known| {
                 features::extract(
                     &step.output,
                     &tokens,
@@ -88,11 +94,13 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
                     domain,
                     &step.command,
                     intent,
+                    known,
                     &vocab,
                     is_signal,
                 )
             };
-            let (x, x_none) = (extract(intent), extract(None));
+            // With a transcript, the hook has both; without one, neither.
+            let (x, x_none) = (extract(intent, Some(&known)), extract(None, None));
             let lines: Vec<&str> = step.output.split('\n').collect();
             let index_of: std::collections::HashMap<&str, usize> = usage
                 .used

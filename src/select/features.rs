@@ -2,7 +2,8 @@
 //!
 //! One fixed list of numbers per line ([`NAMES`], in order): what kind of command printed
 //! it, where the line sits, what it looks like, how much of it the agent's intent and
-//! command name, and how close it is to lines that do. The same code computes them for
+//! command name, how close it is to lines that do, and what it holds that the agent has not
+//! met in its session. The same code computes them for
 //! training (`kompress model line-data`) and at run time, so the two cannot disagree.
 
 use std::collections::{HashMap, HashSet};
@@ -10,6 +11,7 @@ use std::hash::BuildHasherDefault;
 
 
 use crate::domain::{CommandKind, Domain};
+use crate::known::Known;
 use crate::model::forest::{Fnv, Vocab};
 use crate::usage;
 
@@ -181,6 +183,10 @@ pub const NAMES: &[&str] = &[
     "prefix_count_log",
     "prefix_first",
     "fresh_uncovered",
+    "history_present",
+    "history_known",
+    "history_fresh",
+    "history_fresh_frac",
 ];
 
 /// English words an intent is full of that say nothing about which line is wanted.
@@ -305,6 +311,7 @@ pub fn extract(
     domain: Domain,
     command: &str,
     intent: Option<&str>,
+    known: Option<&Known>,
     vocab: &Vocab,
     signal: impl Fn(&str) -> bool,
 ) -> Vec<f32> {
@@ -357,7 +364,7 @@ pub fn extract(
         .iter()
         .position(|k| *k == kind)
         .unwrap_or(7);
-    let fresh = Fresh::of(&lines, &signals, command, intent, vocab);
+    let fresh = Fresh::of(&lines, &signals, command, intent, known, vocab);
     let mut seen: Set = Set::default();
     let mut out = Vec::with_capacity(n * NAMES.len());
     for (i, line) in lines.iter().enumerate() {
@@ -454,10 +461,11 @@ pub fn extract(
 
 /// Features of what a line holds that the agent does not know yet: items (as the labels
 /// count them, [`usage::items`], case kept) that are neither in its intent nor in its
-/// command nor generic ([`Vocab::is_generic`]); and of where the line sits in a test
-/// run's failures, a traceback or a grep listing.
+/// command nor generic ([`Vocab::is_generic`]), and how many of those the agent met earlier
+/// in the session ([`Known`]: the labels count those as known too); and of where the line
+/// sits in a test run's failures, a traceback or a grep listing.
 struct Fresh {
-    rows: Vec<[f32; 15]>,
+    rows: Vec<[f32; 19]>,
 }
 
 impl Fresh {
@@ -466,6 +474,7 @@ impl Fresh {
         signals: &[bool],
         command: &str,
         intent: Option<&str>,
+        history: Option<&Known>,
         vocab: &Vocab,
     ) -> Fresh {
         let mut known: Set = usage::items(command).collect();
@@ -538,6 +547,10 @@ impl Fresh {
             let df_min = fresh.iter().map(|w| line_df[*w]).min().unwrap_or(0);
             let uncovered = fresh.iter().filter(|w| !covered.contains(**w)).count();
             let idf_sum: f32 = fresh.iter().map(|w| vocab.idf(w)).sum();
+            // Of the fresh items, those the agent met earlier in the session (its task, its
+            // earlier words and calls): without a history, none.
+            let history_known = history.map_or(0, |h| fresh.iter().filter(|w| h.contains(w)).count());
+            let history_fresh = fresh.len() - history_known;
             let (count, first_of_prefix) = match prefix(line) {
                 Some(p) => (prefix_count[p] as usize, prefix_seen.insert(p)),
                 None => (0, false),
@@ -562,6 +575,14 @@ impl Fresh {
                 if count > 0 { log2p(count) } else { 0.0 },
                 f32::from(first_of_prefix),
                 uncovered as f32,
+                f32::from(history.is_some()),
+                history_known as f32,
+                history_fresh as f32,
+                if fresh.is_empty() {
+                    -1.0
+                } else {
+                    history_fresh as f32 / fresh.len() as f32
+                },
             ]);
         }
         Fresh { rows }
@@ -646,6 +667,7 @@ mod tests {
             Domain::SearchResult,
             "grep -rn parse_header src",
             Some("Look at the parse_header and ValueError"),
+            None,
             &Vocab::default(),
             |l| l.contains("Error"),
         );
@@ -670,6 +692,7 @@ mod tests {
             Domain::SearchResult,
             "",
             None,
+            None,
             &Vocab::default(),
             |_| false,
         );
@@ -690,6 +713,7 @@ mod tests {
             Domain::TestOutput,
             "pytest -x",
             Some("Why does parse_header fail?"),
+            None,
             &vocab,
             |l| l.contains("Error"),
         );
@@ -712,5 +736,34 @@ mod tests {
         assert_eq!(at(1, "failure_section"), 1.0);
         assert_eq!(at(6, "failure_section"), 0.0);
         assert!((at(4, "idf_max") - (101.0f32 / 1.0).ln()).abs() < 1e-5); // `self`: unseen
+        // Without a history, every fresh item counts as one the agent has not met.
+        assert_eq!(at(3, "history_present"), 0.0);
+        assert_eq!(at(3, "history_known"), 0.0);
+        assert_eq!(at(3, "history_fresh"), 1.0);
+        assert_eq!(at(3, "history_fresh_frac"), 1.0);
+
+        // The agent wrote `raw_bytes` into an earlier command: that line holds nothing new
+        // to it, while `self` still is.
+        let known = Known::of_texts(["Fix the issue", "python -c 'parse_header(raw_bytes)'"]);
+        let f = extract(
+            text,
+            &line_tokens(text),
+            CommandKind::Test,
+            Domain::TestOutput,
+            "pytest -x",
+            Some("Why does parse_header fail?"),
+            Some(&known),
+            &vocab,
+            |l| l.contains("Error"),
+        );
+        let at =
+            |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
+        assert_eq!(at(3, "history_present"), 1.0);
+        assert_eq!(at(3, "fresh_items"), 1.0);
+        assert_eq!(at(3, "history_known"), 1.0);
+        assert_eq!(at(3, "history_fresh"), 0.0);
+        assert_eq!(at(3, "history_fresh_frac"), 0.0);
+        assert_eq!(at(4, "history_known"), 0.0);
+        assert_eq!(at(4, "history_fresh"), 1.0);
     }
 }

@@ -23,6 +23,7 @@ use std::sync::LazyLock;
 
 
 use crate::domain::{CommandKind, Domain, Hints};
+use crate::known::Known;
 use crate::model::forest::Forest;
 use crate::passes;
 use crate::store;
@@ -111,6 +112,8 @@ pub struct Context<'a> {
     pub domain: Domain,
     /// The agent's words before the call.
     pub intent: Option<&'a str>,
+    /// What the agent knew before the call: its session's prompts, words and calls.
+    pub known: Option<&'a Known>,
 }
 
 /// Each line's probability of being needed (lines split on `\n`; `tokens` is
@@ -125,6 +128,7 @@ pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Fore
         context.domain,
         command,
         context.intent,
+        context.known,
         &forest.vocab,
         is_signal,
     );

@@ -93,6 +93,8 @@ failed=0
 #                replaced) and the model got at most half the characters it gets without
 #                the hook
 #   keeps TEXT   the text the model got contains TEXT
+#   knows WORD   the hook's cache of what the agent knew ($out/NAME.home/…/sessions/known-*)
+#                holds WORD; knows-not WORD: it does not
 check() {
     if python3 - "$@" "$out" <<'PY'
 import json, os, sys
@@ -123,6 +125,15 @@ elif kind == "shortened":
 elif kind == "keeps":
     ok = arg in text
     why = f"{arg!r} {'in' if ok else 'not in'} the model's text"
+elif kind in ("knows", "knows-not"):
+    import glob
+    words = set()
+    caches = glob.glob(os.path.join(out, name + ".home", "**", "sessions", "known-*"), recursive=True)
+    for path in caches:
+        for line in open(path):
+            words.update(line.split()[1:])
+    ok = bool(caches) and ((arg in words) == (kind == "knows"))
+    why = f"{len(caches)} cache file(s), {len(words)} words, {arg!r} {'in' if arg in words else 'not in'} them"
 else:
     why = "unknown check"
 print(f"{'PASS' if ok else 'FAIL'} {name} {kind}: {why}")
@@ -163,7 +174,8 @@ echo "========================= 1 failed, 320 passed in 2.87s ==================
 for name in intent intent_control; do
     rm -f "$out/$name.intent"
     case $name in intent) said=(--say "$say") ;; *) said=() ;; esac
-    HOOK="KOMPRESS_DEBUG_INTENT='$out/$name.intent' '$bin' hook" \
+    rm -rf "$out/$name.home"
+    HOOK="KOMPRESS_HOME='$out/$name.home' KOMPRESS_DEBUG_INTENT='$out/$name.intent' '$bin' hook" \
         run_case "$name" --tool Bash --input '{"command":"sh run_tests.sh"}' "${said[@]}" \
         --setup "cat > run_tests.sh <<'EOF'
 $gen_failing
@@ -171,6 +183,12 @@ EOF"
 done
 check intent intent "$say"
 check intent_control no-intent
+# What the agent knew: the user's prompt, the said words and the command, from the transcript.
+check intent knows scripted
+check intent knows test_parse_header
+check intent knows run_tests
+check intent_control knows scripted
+check intent_control knows-not test_parse_header
 check intent shortened
 check intent keeps "tests/http/test_headers.py::test_parse_header FAILED"
 check intent keeps "http/headers.py:42: AssertionError"
