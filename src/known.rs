@@ -118,8 +118,11 @@ impl Known {
             0
         };
         let before = known.clone();
-        for line in bytes[begin..end].split(|&b| b == b'\n') {
-            known.read_line(line);
+        let needles = Needles::new();
+        let mut from = begin;
+        for newline in memchr::memchr_iter(b'\n', &bytes[begin..end]) {
+            known.read_line(&bytes[from..begin + newline], &needles);
+            from = begin + newline + 1;
         }
         let new_offset = start + end as u64;
         if let Some(cache) = cache
@@ -132,22 +135,27 @@ impl Known {
 
     /// Add what one transcript line tells: a user's prompt, or an assistant's text and
     /// calls. Tool results, thinking, sidechains (a subagent's conversation) and junk add
-    /// nothing.
-    fn read_line(&mut self, line: &[u8]) {
-        let finder = |needle: &str| memchr::memmem::find(line, needle.as_bytes()).is_some();
-        let assistant = finder("\"type\":\"assistant\"");
-        let user = finder("\"type\":\"user\"");
-        if !(assistant || user) || finder("\"isSidechain\":true") {
+    /// nothing. Most of a transcript's bytes are lines of none of these (tool results,
+    /// which Claude Code writes twice, and prompt snapshots), so `needles` decides first
+    /// which lines are worth parsing.
+    fn read_line(&mut self, line: &[u8], needles: &Needles) {
+        let has = |finders: &[memchr::memmem::Finder<'static>]| {
+            finders.iter().any(|f| f.find(line).is_some())
+        };
+        let assistant = has(&needles.assistant);
+        let user = !assistant && has(&needles.user);
+        if !(assistant || user) || has(&needles.sidechain) {
             return;
         }
-        // A tool result (Claude Code writes its output twice, in `toolUseResult` too) is
-        // most of the transcript's bytes and none of the agent's words: not parsed.
-        if user && (finder("\"tool_result\"") || finder("\"toolUseResult\"")) {
+        if user && has(&needles.result) {
             return;
         }
         let Ok(entry) = serde_json::from_slice::<Value>(line) else {
             return;
         };
+        if entry.get("isSidechain").and_then(Value::as_bool) == Some(true) {
+            return;
+        }
         let kind = entry.get("type").and_then(Value::as_str);
         match entry.pointer("/message/content") {
             Some(Value::String(text)) if kind == Some("user") => self.learn(text),
@@ -179,6 +187,30 @@ impl Known {
             Value::Array(values) => values.iter().for_each(|v| self.add_strings(v)),
             Value::Object(map) => map.values().for_each(|v| self.add_strings(v)),
             _ => {}
+        }
+    }
+}
+
+/// What [`Known::read_line`] looks for before it parses a line, compact (as Claude Code
+/// writes it) or with a space after the colon.
+struct Needles {
+    assistant: [memchr::memmem::Finder<'static>; 2],
+    user: [memchr::memmem::Finder<'static>; 2],
+    sidechain: [memchr::memmem::Finder<'static>; 2],
+    /// A user line holding a tool's result (its `content` block, or Claude Code's copy).
+    result: [memchr::memmem::Finder<'static>; 2],
+}
+
+impl Needles {
+    fn new() -> Needles {
+        let pair = |a: &'static str, b: &'static str| {
+            [memchr::memmem::Finder::new(a), memchr::memmem::Finder::new(b)]
+        };
+        Needles {
+            assistant: pair("\"type\":\"assistant\"", "\"type\": \"assistant\""),
+            user: pair("\"type\":\"user\"", "\"type\": \"user\""),
+            sidechain: pair("\"isSidechain\":true", "\"isSidechain\": true"),
+            result: pair("\"tool_result\"", "\"toolUseResult\""),
         }
     }
 }
@@ -338,9 +370,11 @@ mod tests {
             .to_string(),
         );
         lines.push("not json at all \"type\":\"user\"".to_string());
+        // Not as Claude Code writes it (compact), but JSON all the same.
+        lines.push(r#"{"type": "user", "message": {"role": "user", "content": "spaced_prompt"}}"#.into());
         write(&t, &lines, false);
         let known = Known::of_transcript(&t, None).unwrap();
-        for w in ["parse_header", "wire_format", "reproduce_bug", "cat", "will"] {
+        for w in ["parse_header", "wire_format", "reproduce_bug", "cat", "will", "spaced_prompt"] {
             assert!(known.contains(w), "{w}");
         }
         for w in ["printed_only_in_output", "subagent_secret", "py"] {
