@@ -11,8 +11,8 @@
 //!
 //! Owns: reading the transcript's user prompts, assistant text and `tool_use` inputs
 //! ([`Known::of_transcript`]), and a per-session cache of what was read
-//! ([`cache_file`]), so that each call reads only what the transcript gained since the
-//! last one. Claude Code's transcripts grow by tens of kilobytes a turn (tool results are
+//! ([`cache_file`], keyed by the transcript's path, which is the session's), so that each
+//! call reads only what the transcript gained since the last one. Claude Code's transcripts grow by tens of kilobytes a turn (tool results are
 //! written twice, with prompt snapshots beside them), so the whole file is read only on a
 //! session's first call, and never more than [`MAX_READ_BYTES`] of its end.
 //!
@@ -215,22 +215,25 @@ impl Needles {
     }
 }
 
-/// The cache file of `session` in the sessions directory `dir`.
-pub fn cache_file(dir: &Path, session: &str) -> PathBuf {
+/// The cache file of the session whose transcript is at `transcript`, in the sessions
+/// directory `dir`. Keyed by the path, which names the session, so that `kompress run`
+/// (the PreToolUse rewrite, which knows the path and not the session) shares it.
+pub fn cache_file(dir: &Path, transcript: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
-    let hash = crate::store::hex(&Sha256::digest(session.as_bytes()));
+    let hash = crate::store::hex(&Sha256::digest(transcript.as_os_str().as_encoded_bytes()));
     dir.join(format!("{CACHE_PREFIX}{}", &hash[..32]))
 }
 
-/// Start `session`'s knowledge again from the transcript's current end: after Claude Code
-/// compacts a conversation, what was in it is no longer in the agent's context.
-pub fn forget(dir: &Path, session: &str, transcript: Option<&Path>) -> std::io::Result<()> {
-    let cache = cache_file(dir, session);
-    match transcript.and_then(|t| std::fs::metadata(t).ok()) {
-        Some(meta) => paths::in_private_dir(&cache, || {
+/// Start the session's knowledge again from the end of its transcript: after Claude Code
+/// compacts a conversation, what was in it is no longer in the agent's context. A
+/// transcript that cannot be read has its cache deleted (it is then read from its start).
+pub fn forget(dir: &Path, transcript: &Path) -> std::io::Result<()> {
+    let cache = cache_file(dir, transcript);
+    match std::fs::metadata(transcript) {
+        Ok(meta) => paths::in_private_dir(&cache, || {
             paths::write_private_atomic(&cache, format!("{}\n", meta.len()).as_bytes())
         }),
-        None => match std::fs::remove_file(&cache) {
+        Err(_) => match std::fs::remove_file(&cache) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         },
@@ -387,7 +390,7 @@ mod tests {
     fn the_cache_reads_only_what_the_transcript_gained() {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t.jsonl");
-        let cache = cache_file(dir.path(), "session-1");
+        let cache = cache_file(dir.path(), &t);
         write(&t, &[prompt("first_words here")], false);
         let one = Known::of_transcript(&t, Some(&cache)).unwrap();
         assert!(one.contains("first_words"));
@@ -417,7 +420,7 @@ mod tests {
     fn a_shorter_transcript_or_a_torn_cache_starts_again() {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t.jsonl");
-        let cache = cache_file(dir.path(), "s");
+        let cache = cache_file(dir.path(), &t);
         write(&t, &[prompt("alpha_one"), prompt("beta_two")], false);
         Known::of_transcript(&t, Some(&cache)).unwrap();
         write(&t, &[prompt("gamma_three")], false);
@@ -434,14 +437,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t.jsonl");
         write(&t, &[prompt("before_compaction")], false);
-        let cache = cache_file(dir.path(), "s");
+        let cache = cache_file(dir.path(), &t);
         Known::of_transcript(&t, Some(&cache)).unwrap();
-        forget(dir.path(), "s", Some(&t)).unwrap();
+        forget(dir.path(), &t).unwrap();
         write(&t, &[prompt("after_compaction")], true);
         let known = Known::of_transcript(&t, Some(&cache)).unwrap();
         assert!(known.contains("after_compaction") && !known.contains("before_compaction"));
-        forget(dir.path(), "s", None).unwrap();
+        std::fs::rename(&t, dir.path().join("moved")).unwrap();
+        forget(dir.path(), &t).unwrap();
         assert!(!cache.exists());
+        std::fs::rename(dir.path().join("moved"), &t).unwrap();
         Known::of_transcript(&t, Some(&cache)).unwrap();
         assert_eq!(sweep(dir.path(), std::time::Duration::from_secs(3600)), 0);
         assert_eq!(sweep(dir.path(), std::time::Duration::ZERO), 1);

@@ -132,18 +132,21 @@ impl Memory {
     /// compacted the conversation, so the earlier outputs that records point to are no
     /// longer in the agent's context. [`Memory::recall`] stops at the line this appends.
     /// What the agent knew then starts again at the end of the transcript (`transcript`,
-    /// when known): the summary that replaced the conversation is what it knows now.
+    /// when the payload names it): the summary that replaced the conversation is what it
+    /// knows now.
     pub fn forget(&self, session: &str, transcript: Option<&Path>) -> Result<()> {
-        known::forget(&self.dir, session, transcript)
-            .with_context(|| format!("cannot reset {}", self.dir.display()))?;
+        if let Some(transcript) = transcript {
+            known::forget(&self.dir, transcript)
+                .with_context(|| format!("cannot reset {}", self.dir.display()))?;
+        }
         self.append(&Memory::end_of(session), "")
     }
 
-    /// What the agent of `session` knew before its current call: the items of its
-    /// transcript's prompts, words and calls ([`Known::of_transcript`]), with a cache in
-    /// this directory so that each call reads only what the transcript gained.
-    pub fn known(&self, session: &str, transcript: &Path) -> Option<Known> {
-        Known::of_transcript(transcript, Some(&known::cache_file(&self.dir, session)))
+    /// What the agent knew before its current call: the items of its session transcript's
+    /// prompts, words and calls ([`Known::of_transcript`]), with a cache in this directory so
+    /// that each call reads only what the transcript gained.
+    pub fn known(&self, transcript: &Path) -> Option<Known> {
+        Known::of_transcript(transcript, Some(&known::cache_file(&self.dir, transcript)))
     }
 
     /// `key`'s name in the log.

@@ -60,9 +60,13 @@ fn project(permissions: Option<Value>) -> tempfile::TempDir {
 }
 
 fn pre_payload(project: &Path, command: &str) -> Vec<u8> {
+    pre_payload_with(project, command, Path::new("/nonexistent/transcript.jsonl"))
+}
+
+fn pre_payload_with(project: &Path, command: &str, transcript: &Path) -> Vec<u8> {
     json!({
         "session_id": "s1",
-        "transcript_path": "/nonexistent/transcript.jsonl",
+        "transcript_path": transcript,
         "cwd": project,
         "permission_mode": "default",
         "hook_event_name": "PreToolUse",
@@ -76,9 +80,13 @@ fn pre_payload(project: &Path, command: &str) -> Vec<u8> {
 
 /// The hook's reply to a PreToolUse payload (`None`: it printed nothing).
 fn pre(env: &Env, project: &Path, command: &str) -> Option<Value> {
+    pre_reply(env, project, &pre_payload(project, command))
+}
+
+fn pre_reply(env: &Env, project: &Path, payload: &[u8]) -> Option<Value> {
     let mut hook = env.command(&["hook"]);
     hook.env("CLAUDE_PROJECT_DIR", project);
-    let output = env.run_with(hook, &pre_payload(project, command));
+    let output = env.run_with(hook, payload);
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stderr.is_empty(), "{output:?}");
     if output.stdout.is_empty() {
@@ -120,8 +128,11 @@ fn a_failing_test_run_is_rewritten_and_shortened_with_its_status() {
     assert_eq!(input["timeout"], 120000);
     let command = input["command"].as_str().unwrap();
     assert!(command.starts_with("cd sub && "), "{command}");
+    // The session transcript and the call, for the agent's intent and what it knew.
     assert!(
-        command.ends_with(" run --trailer -- pytest -v"),
+        command.ends_with(
+            " run --trailer --transcript /nonexistent/transcript.jsonl --call toolu_01 -- pytest -v"
+        ),
         "{command}"
     );
 
@@ -170,6 +181,47 @@ fn a_failing_test_run_is_rewritten_and_shortened_with_its_status() {
     assert!(plain.starts_with(&original), "show gave:\n{original}");
     // All of it: the plain run's lines but its `status=` and `pwd` lines.
     assert_eq!(original.lines().count(), plain.lines().count() - 2);
+}
+
+#[test]
+fn a_rewritten_run_reads_the_intent_and_what_the_agent_knew() {
+    let env = Env::new();
+    let dir = project(None);
+    let transcript = dir.path().join("session.jsonl");
+    let lines = [
+        json!({"type": "user", "message": {"role": "user", "content": "Fix parse_date for leap years"}}),
+        json!({"type": "assistant", "message": {"id": "m1", "role": "assistant",
+            "content": [{"type": "text", "text": "Run the date tests."}]}}),
+        json!({"type": "assistant", "message": {"id": "m1", "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_01", "name": "Bash",
+                         "input": {"command": "cd sub && pytest -v"}}]}}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&transcript, text).unwrap();
+    let payload = pre_payload_with(dir.path(), "cd sub && pytest -v", &transcript);
+    let reply = pre_reply(&env, dir.path(), &payload).expect("a rewrite");
+    let command = reply["hookSpecificOutput"]["updatedInput"]["command"]
+        .as_str()
+        .unwrap();
+    let debug = dir.path().join("intent.txt");
+    let mut env = env;
+    env.vars
+        .push(("KOMPRESS_DEBUG_INTENT".into(), debug.display().to_string()));
+    let run = bash(&env, dir.path(), command);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&debug).unwrap(),
+        "Run the date tests.\n"
+    );
+    // What the agent knew is cached in session memory, keyed by the transcript.
+    let sessions = std::fs::read_dir(env.kompress_home().join("state").join("sessions"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("known-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions[0].contains(" parse_date "), "{}", sessions[0]);
 }
 
 /// Mark `projects` trusted in Claude Code's global state file of `env`'s home.

@@ -15,7 +15,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -79,6 +79,13 @@ pub enum Command {
         /// The hook's PreToolUse rewrite runs commands this way.
         #[arg(long)]
         trailer: bool,
+        /// With --trailer: the Claude Code session transcript to read the agent's intent and
+        /// what it knew from (the PreToolUse rewrite passes it).
+        #[arg(long, value_name = "FILE", requires = "call")]
+        transcript: Option<PathBuf>,
+        /// With --transcript: the call's `tool_use_id`.
+        #[arg(long, value_name = "ID", requires = "transcript")]
+        call: Option<String>,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -204,8 +211,17 @@ pub fn main() -> u8 {
             intent,
             model,
             trailer,
+            transcript,
+            call,
             command,
-        }) => match run::main(domain, intent.as_deref(), &model, trailer, &command) {
+        }) => match run::main(
+            domain,
+            intent.as_deref(),
+            &model,
+            trailer,
+            transcript.as_deref().zip(call.as_deref()),
+            &command,
+        ) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("kompress: {err:#}");
@@ -483,7 +499,7 @@ fn hook_deliver(
         && let Some(local) = local
         && let Err(err) = local.memory.forget(
             &event.session,
-            Some(std::path::Path::new(&outcome.transcript)).filter(|p| !p.as_os_str().is_empty()),
+            Some(Path::new(&outcome.transcript)).filter(|p| !p.as_os_str().is_empty()),
         )
     {
         log::write(&format!("hook: {err:#}"));

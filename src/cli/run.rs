@@ -5,10 +5,13 @@
 //! or `128 + N` when signal N ended it, as a shell reports it. With `--trailer` the output
 //! gets the hook's treatment ([`hook::command_output`]): this is what the PreToolUse
 //! rewrite ([`crate::hook::pre`]) runs, so that a failing test run, which Claude Code never
-//! shows to PostToolUse, is shortened too.
+//! shows to PostToolUse, is shortened too. The rewrite also names the session transcript
+//! and the call (`--transcript`, `--call`), so that the line model gets the agent's intent
+//! and what it knew there too.
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -18,6 +21,7 @@ use crate::config::Config;
 use crate::domain::Domain;
 use crate::paths::Dirs;
 use crate::scorer::ModelArgs;
+use crate::session::Memory;
 use crate::stats::{self, Event};
 use crate::store::Store;
 use crate::{hook, log};
@@ -27,6 +31,7 @@ pub fn main(
     intent: Option<&str>,
     model: &ModelArgs,
     trailer: bool,
+    call: Option<(&Path, &str)>,
     command: &[OsString],
 ) -> Result<u8> {
     let (program, args) = command.split_first().context("no command given")?;
@@ -55,7 +60,7 @@ pub fn main(
         // No time to spend: whoever signalled wants the process gone.
         output
     } else if trailer {
-        compress_with_trailer(output, &line, model)
+        compress_with_trailer(output, &line, call, model)
     } else {
         compress_for_cli(output, domain, intent, model, Some(&line))
     };
@@ -66,7 +71,12 @@ pub fn main(
 /// `kompress run --trailer`: the hook's treatment of a Bash output (see
 /// [`hook::command_output`]), its original stored and its statistics recorded. The
 /// original when anything goes wrong.
-fn compress_with_trailer(bytes: Vec<u8>, command: &str, model_args: &ModelArgs) -> Vec<u8> {
+fn compress_with_trailer(
+    bytes: Vec<u8>,
+    command: &str,
+    call: Option<(&Path, &str)>,
+    model_args: &ModelArgs,
+) -> Vec<u8> {
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => return err.into_bytes(),
@@ -85,7 +95,21 @@ fn compress_with_trailer(bytes: Vec<u8>, command: &str, model_args: &ModelArgs) 
     let dirs = Dirs::resolve();
     let mut event = Event::new("passthrough").with_command(command);
     event.tool = "Bash".into();
-    let shown = match hook::command_output(&text, command, &config, scorer, deadline) {
+    let local = dirs.as_ref().map(|dirs| hook::Local {
+        store: Store::open(dirs, &config),
+        memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
+    });
+    let call = call.and_then(|(path, id)| Some((path.to_str()?, id)));
+    let output = hook::command_output(
+        &text,
+        command,
+        call,
+        &config,
+        scorer,
+        deadline,
+        local.as_ref(),
+    );
+    let shown = match output {
         Ok((new, compressed, originals)) => {
             let stored = originals.iter().try_for_each(|original| {
                 let dirs = dirs.as_ref().context("no home directory for the store")?;

@@ -297,7 +297,6 @@ pub fn handle_with(
         } else {
             Duration::ZERO
         },
-        session: field("session_id"),
         subagent: !field("agent_id").is_empty(),
         intent: None,
         known: None,
@@ -349,13 +348,17 @@ pub fn handle_with(
 
 /// A command's output compressed as PostToolUse compresses a Bash output (trailer, size
 /// cap, originals to store), without session memory: what `kompress run --trailer` prints,
-/// the command the PreToolUse rewrite runs. `Err`: why it passes through.
+/// the command the PreToolUse rewrite runs. `call` is the session transcript's path and the
+/// call's `tool_use_id` (the rewrite passes both), for the agent's intent and what it knew;
+/// `local`, when given, holds the cache of the latter. `Err`: why it passes through.
 pub fn command_output(
     text: &str,
     command: &str,
+    call: Option<(&str, &str)>,
     config: &Config,
     scorer: Option<&dyn Scorer>,
     deadline: Instant,
+    local: Option<&Local>,
 ) -> Result<(String, Vec<Compressed>, Vec<Original>), String> {
     let mut job = Job {
         config,
@@ -366,13 +369,13 @@ pub fn command_output(
             command: Some(command),
             ..Hints::default()
         },
-        transcript: None,
-        call_patience: Duration::ZERO,
-        session: "",
+        transcript: call,
+        // The command has run for a while: the call is in the transcript by now, or soon.
+        call_patience: intent::CALL_PATIENCE,
         subagent: false,
         intent: None,
         known: None,
-        local: None,
+        local,
         memory_key: None,
         trailer: config.store_max_bytes > 0,
         compressed: Vec::new(),
@@ -380,7 +383,11 @@ pub fn command_output(
         reason: None,
         remember: None,
     };
-    match job.text(text, None, None) {
+    let new = job.text(text, None, None);
+    if let Some(intent) = &job.intent {
+        intent::debug_record(intent.as_deref());
+    }
+    match new {
         Some(new) => Ok((new, job.compressed, job.originals)),
         None => Err(job.reason.unwrap_or_else(|| "no text".into())),
     }
@@ -407,8 +414,6 @@ struct Job<'a> {
     /// How long to wait for the call to reach the transcript ([`intent::CALL_PATIENCE`];
     /// none in a subagent, whose calls may be in a file of their own).
     call_patience: Duration,
-    /// `session_id`.
-    session: &'a str,
     /// The call is a subagent's.
     subagent: bool,
     /// The agent's intent once read: `Some(None)` when there is none.
@@ -437,10 +442,8 @@ impl Job<'_> {
         }
         let (path, _) = self.transcript?;
         match self.local {
-            Some(local) if !self.session.is_empty() => {
-                local.memory.known(self.session, Path::new(path))
-            }
-            _ => Known::of_transcript(Path::new(path), None),
+            Some(local) => local.memory.known(Path::new(path)),
+            None => Known::of_transcript(Path::new(path), None),
         }
     }
 
@@ -969,14 +972,15 @@ mod tests {
         };
         let sessions = home.path().join("sessions");
         run("s1", "");
-        let cache = crate::known::cache_file(&sessions, "s1");
+        let cache = crate::known::cache_file(&sessions, &transcript);
         let cached = std::fs::read_to_string(&cache).unwrap();
         assert!(cached.contains(" wire_format_bug"), "{cached}");
         // Nothing new in the transcript since: nothing read, nothing appended.
         run("s1", "");
         assert_eq!(std::fs::read_to_string(&cache).unwrap(), cached);
+        std::fs::remove_file(&cache).unwrap();
         run("s2", "agent-7");
-        assert!(!crate::known::cache_file(&sessions, "s2").exists());
+        assert!(!cache.exists());
     }
 
     #[test]

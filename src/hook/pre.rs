@@ -48,8 +48,7 @@ pub fn handle(payload: &Map<String, Value>, config: &Config) -> Result<String, S
         return Err("background".into());
     }
     let mode = payload.get("permission_mode").and_then(Value::as_str);
-    let kompress = kompress_word()?;
-    let rewrite = rewrite::plan(command, &config.rewrite, &kompress)?;
+    let rewrite = rewrite::plan(command, &config.rewrite, &runner(payload)?)?;
     let project = std::env::var_os("CLAUDE_PROJECT_DIR")
         .map(PathBuf::from)
         .or_else(|| {
@@ -89,9 +88,20 @@ pub fn handle(payload: &Map<String, Value>, config: &Config) -> Result<String, S
     serde_json::to_string(&json!({ "hookSpecificOutput": out })).map_err(|e| e.to_string())
 }
 
-/// This binary as a shell word.
-fn kompress_word() -> Result<String, String> {
+/// What runs a wrapped command: this binary (shell quoted) `run --trailer`, and, when the
+/// payload names them, the session transcript and the call's id, so that `kompress run`
+/// reads the agent's intent and what it knew as the PostToolUse hook does. A subagent's
+/// call gets neither (its conversation is not the session transcript's).
+fn runner(payload: &Map<String, Value>) -> Result<String, String> {
+    let quote = crate::init::shell_quote;
     let exe = std::env::current_exe().map_err(|e| format!("no binary path: {e}"))?;
     let exe = exe.to_str().ok_or("binary path is not UTF-8")?;
-    Ok(crate::init::shell_quote(exe))
+    let mut runner = format!("{} run --trailer", quote(exe));
+    let field = |key: &str| payload.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+    if field("agent_id").is_none()
+        && let (Some(transcript), Some(call)) = (field("transcript_path"), field("tool_use_id"))
+    {
+        runner.push_str(&format!(" --transcript {} --call {}", quote(transcript), quote(call)));
+    }
+    Ok(runner)
 }

@@ -3,10 +3,11 @@
 //! Only commands that print a lot and may fail are worth it: test runners, builds, package
 //! managers, linters and type checkers ([`DEFAULT_COMMANDS`], replaceable in the config's
 //! `[rewrite]` table). Of a command line, each top-level simple command that starts with
-//! one of them is wrapped where it stands, and nothing else moves:
+//! one of them is wrapped where it stands (`RUNNER` is `'/p/kompress' run --trailer` with
+//! the call's transcript and id, [`super::pre`]), and nothing else moves:
 //!
 //! ```text
-//! cd sub && FOO=1 pytest -x; echo done   →   cd sub && FOO=1 '/p/kompress' run --trailer -- pytest -x; echo done
+//! cd sub && FOO=1 pytest -x; echo done   →   cd sub && FOO=1 RUNNER -- pytest -x; echo done
 //! ```
 //!
 //! So `cd`, `export` and everything else still run in Claude Code's own shell (a `cd`
@@ -195,9 +196,10 @@ pub struct Rewrite {
     pub wrapped: Vec<String>,
 }
 
-/// `command` with each noisy top-level command run under `kompress` (the program, shell
-/// quoted as needed); `Err` says why it stays as it is.
-pub fn plan(command: &str, settings: &Settings, kompress: &str) -> Result<Rewrite, &'static str> {
+/// `command` with each noisy top-level command run under `runner` (`kompress run
+/// --trailer` and its options, the program shell quoted as needed), as `RUNNER -- CMD`;
+/// `Err` says why it stays as it is.
+pub fn plan(command: &str, settings: &Settings, runner: &str) -> Result<Rewrite, &'static str> {
     if !settings.enabled {
         return Err("rewrite off");
     }
@@ -253,7 +255,7 @@ pub fn plan(command: &str, settings: &Settings, kompress: &str) -> Result<Rewrit
     }
     let mut new = command.to_string();
     for (offset, _) in at.iter().rev() {
-        new.insert_str(*offset, &format!("{kompress} run --trailer -- "));
+        new.insert_str(*offset, &format!("{runner} -- "));
     }
     Ok(Rewrite {
         command: new,
@@ -322,7 +324,7 @@ fn redirects_output(simple: &Simple) -> bool {
 mod tests {
     use super::*;
 
-    const K: &str = "/k/kompress";
+    const K: &str = "/k/kompress run --trailer";
 
     fn rewrite(command: &str) -> Result<String, &'static str> {
         plan(command, &Settings::default(), K).map(|r| r.command)

@@ -131,6 +131,15 @@ if upd:
           json.dumps(upd)[:300])
     check(case, "Claude Code ran the rewritten command",
           any(upd["command"] in s for s in res.get("shell_scripts") or []))
+# `kompress run` read the session transcript the rewrite named: what the agent knew (the
+# harness's prompt, "run the scripted tool call", and the command) is in its cache.
+known = []
+for root, _, files in os.walk(os.path.join(OUT, case)):
+    known += [open(os.path.join(root, f)).read() for f in files if f.startswith("known-")]
+words = set(w for k in known for line in k.splitlines() for w in line.split()[1:])
+check(case, "the rewritten run read what the agent knew from the transcript",
+      len(known) == 1 and {"scripted", "pytest"} <= words,
+      "%d cache file(s), %d words" % (len(known), len(words)))
 keeps(case, res, "Exit code 1")
 keeps(case, res, "test_parse_date")
 keeps(case, res, ASSERTION)
