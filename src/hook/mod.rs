@@ -944,13 +944,18 @@ mod tests {
         }
     }
 
+    /// A store and session memory in `dir`.
+    fn local_in(dir: &Path) -> Local {
+        Local {
+            store: Store::new(dir.join("originals"), 1 << 20, 7),
+            memory: Memory::new(dir.join("sessions"), 7),
+        }
+    }
+
     #[test]
     fn what_the_agent_knew_is_read_once_per_session_and_not_for_subagents() {
         let home = tempfile::tempdir().unwrap();
-        let local = Local {
-            store: Store::new(home.path().join("originals"), 1 << 20, 7),
-            memory: Memory::new(home.path().join("sessions"), 7),
-        };
+        let local = local_in(home.path());
         let transcript = home.path().join("t.jsonl");
         let lines = [
             json!({"type": "user", "message": {"role": "user", "content": "fix wire_format_bug"}}),
@@ -986,10 +991,7 @@ mod tests {
     #[test]
     fn session_memory_unchanged_then_diff() {
         let home = tempfile::tempdir().unwrap();
-        let local = Local {
-            store: Store::new(home.path().join("originals"), 1 << 20, 7),
-            memory: Memory::new(home.path().join("sessions"), 7),
-        };
+        let local = local_in(home.path());
         let config = Config::default();
         let run = |stdout: &str, session: &str| {
             let payload = json!({"session_id": session, "cwd": "/r", "tool_name": "Bash",

@@ -706,20 +706,24 @@ mod tests {
     fn fresh_items_are_new_and_not_generic() {
         let text = "==== FAILURES ====\n  File \"/testbed/pkg/core.py\", line 3, in parse_header\n  File \"/usr/lib/python3.9/site-packages/x.py\", line 9\nsrc/a.py:1:return parse_header(raw_bytes)\nsrc/a.py:2:return self\n==== short test summary info ====\nValueError: raw_bytes";
         let vocab = Vocab::new(100, [("return", 50), ("src", 50)]).unwrap();
-        let f = extract(
-            text,
-            &line_tokens(text),
-            CommandKind::Test,
-            Domain::TestOutput,
-            "pytest -x",
-            Some("Why does parse_header fail?"),
-            None,
-            &vocab,
-            |l| l.contains("Error"),
-        );
         let w = NAMES.len();
-        let at =
-            |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
+        let features = |known: Option<&Known>| {
+            let f = extract(
+                text,
+                &line_tokens(text),
+                CommandKind::Test,
+                Domain::TestOutput,
+                "pytest -x",
+                Some("Why does parse_header fail?"),
+                known,
+                &vocab,
+                |l| l.contains("Error"),
+            );
+            move |row: usize, name: &str| {
+                f[row * w + NAMES.iter().position(|n| *n == name).unwrap()]
+            }
+        };
+        let at = features(None);
         // `parse_header` is in the intent, `return` and `src` are generic: `raw_bytes` is fresh,
         // but the forced last line holds it too.
         assert_eq!(at(3, "fresh_items"), 1.0);
@@ -745,19 +749,7 @@ mod tests {
         // The agent wrote `raw_bytes` into an earlier command: that line holds nothing new
         // to it, while `self` still is.
         let known = Known::of_texts(["Fix the issue", "python -c 'parse_header(raw_bytes)'"]);
-        let f = extract(
-            text,
-            &line_tokens(text),
-            CommandKind::Test,
-            Domain::TestOutput,
-            "pytest -x",
-            Some("Why does parse_header fail?"),
-            Some(&known),
-            &vocab,
-            |l| l.contains("Error"),
-        );
-        let at =
-            |row: usize, name: &str| f[row * w + NAMES.iter().position(|n| *n == name).unwrap()];
+        let at = features(Some(&known));
         assert_eq!(at(3, "history_present"), 1.0);
         assert_eq!(at(3, "fresh_items"), 1.0);
         assert_eq!(at(3, "history_known"), 1.0);
