@@ -33,10 +33,9 @@ use crate::usage::{self, Generic, Trajectory};
 use crate::{metrics, select};
 
 /// Each earlier call's result is written into the transcripts with at most this many
-/// characters. The hook reads no tool result but the call's own (from the payload), and the
-/// same cap for every step makes each step's transcript the next one's beginning, as a
-/// real session's file grows, so that the one-session run reads each file from where the
-/// previous call stopped.
+/// characters: the hook reads no tool result but the call's own (from the payload), and
+/// every step has a transcript file of its own, the whole session before its call, which
+/// the hook reads whole (its cache is keyed by the file's path).
 const TRANSCRIPT_RESULT_CHARS: usize = 1000;
 
 /// What `kompress eval --trajectories` was asked to do.
