@@ -191,6 +191,42 @@ impl Known {
     }
 }
 
+/// What the agent knew, read the first time something asks: only the line model does, so a
+/// file read or a short output that never reaches it costs no transcript read.
+pub struct Lazy<'a> {
+    cell: std::cell::OnceCell<Option<Known>>,
+    load: Box<dyn Fn() -> Option<Known> + 'a>,
+}
+
+impl<'a> Lazy<'a> {
+    /// `load` runs at most once, on the first [`Lazy::get`].
+    pub fn new(load: impl Fn() -> Option<Known> + 'a) -> Lazy<'a> {
+        Lazy {
+            cell: std::cell::OnceCell::new(),
+            load: Box::new(load),
+        }
+    }
+
+    /// What the agent knew, if it can be known.
+    pub fn get(&self) -> Option<&Known> {
+        self.cell.get_or_init(|| (self.load)()).as_ref()
+    }
+
+    /// Whether it was read (for tests and the debug record).
+    pub fn was_read(&self) -> bool {
+        self.cell.get().is_some()
+    }
+}
+
+impl std::fmt::Debug for Lazy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cell.get() {
+            Some(known) => write!(f, "Lazy({} items)", known.as_ref().map_or(0, Known::len)),
+            None => f.write_str("Lazy(not read)"),
+        }
+    }
+}
+
 /// What [`Known::read_line`] looks for before it parses a line, compact (as Claude Code
 /// writes it) or with a space after the colon.
 struct Needles {

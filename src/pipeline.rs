@@ -36,8 +36,9 @@ pub struct Request<'a> {
     /// unknown; the line pass then decides from the output and the command alone.
     pub intent: Option<&'a str>,
     /// What the agent knew before the call ([`crate::known`]: its session's prompts, words
-    /// and calls, from the transcript). `None` without a transcript.
-    pub known: Option<&'a crate::known::Known>,
+    /// and calls, from the transcript), read when the line model first needs it. `None`
+    /// without a transcript.
+    pub known: Option<&'a crate::known::Lazy<'a>>,
     /// Let the model pass drop protected words too. Only for measuring what protection
     /// saves (the heretic set's `override_delta`); nothing that emits output sets it.
     pub unprotected: bool,

@@ -185,7 +185,8 @@ fn a_failing_test_run_is_rewritten_and_shortened_with_its_status() {
 
 #[test]
 fn a_rewritten_run_reads_the_intent_and_what_the_agent_knew() {
-    let env = Env::new();
+    // The line model reads what the agent knew: with the model.
+    let env = Env::new().with_model();
     let dir = project(None);
     let transcript = dir.path().join("session.jsonl");
     let lines = [

@@ -49,7 +49,7 @@ use crate::passes;
 use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
 use crate::select;
-use crate::known::Known;
+use crate::known::{Known, Lazy};
 use crate::session::{self, Key, Memory};
 use crate::stats::thousands;
 use crate::store::{self, Store};
@@ -283,23 +283,24 @@ pub fn handle_with(
         }
         _ => None,
     };
+    let transcript = payload
+        .get("transcript_path")
+        .and_then(Value::as_str)
+        .zip(payload.get("tool_use_id").and_then(Value::as_str));
+    let subagent = !field("agent_id").is_empty();
     let mut job = Job {
         config,
         scorer,
         deadline,
         hints,
-        transcript: payload
-            .get("transcript_path")
-            .and_then(Value::as_str)
-            .zip(payload.get("tool_use_id").and_then(Value::as_str)),
-        call_patience: if field("agent_id").is_empty() {
-            intent::CALL_PATIENCE
-        } else {
+        transcript,
+        call_patience: if subagent {
             Duration::ZERO
+        } else {
+            intent::CALL_PATIENCE
         },
-        subagent: !field("agent_id").is_empty(),
         intent: None,
-        known: None,
+        known: Lazy::new(move || read_known(transcript, local, subagent)),
         local,
         memory_key,
         trailer: config.store_max_bytes > 0,
@@ -346,6 +347,21 @@ pub fn handle_with(
     Ok(outcome)
 }
 
+/// What the agent knew before the call, from the session transcript (`call`'s path; cached
+/// in session memory, [`Memory::known`], when the hook has it). A subagent has a
+/// conversation of its own and knows only its prompt: the session's transcript is not its
+/// history, so it gets none.
+fn read_known(call: Option<(&str, &str)>, local: Option<&Local>, subagent: bool) -> Option<Known> {
+    if subagent {
+        return None;
+    }
+    let (path, _) = call?;
+    match local {
+        Some(local) => local.memory.known(Path::new(path)),
+        None => Known::of_transcript(Path::new(path), None),
+    }
+}
+
 /// A command's output compressed as PostToolUse compresses a Bash output (trailer, size
 /// cap, originals to store), without session memory: what `kompress run --trailer` prints,
 /// the command the PreToolUse rewrite runs. `call` is the session transcript's path and the
@@ -372,9 +388,8 @@ pub fn command_output(
         transcript: call,
         // The command has run for a while: the call is in the transcript by now, or soon.
         call_patience: intent::CALL_PATIENCE,
-        subagent: false,
         intent: None,
-        known: None,
+        known: Lazy::new(move || read_known(call, local, false)),
         local,
         memory_key: None,
         trailer: config.store_max_bytes > 0,
@@ -414,12 +429,11 @@ struct Job<'a> {
     /// How long to wait for the call to reach the transcript ([`intent::CALL_PATIENCE`];
     /// none in a subagent, whose calls may be in a file of their own).
     call_patience: Duration,
-    /// The call is a subagent's.
-    subagent: bool,
     /// The agent's intent once read: `Some(None)` when there is none.
     intent: Option<Option<String>>,
-    /// What the agent knew before the call, once read ([`Job::read_known`]).
-    known: Option<Option<Known>>,
+    /// What the agent knew before the call, read when the line model first needs it
+    /// ([`read_known`]).
+    known: Lazy<'a>,
     local: Option<&'a Local>,
     memory_key: Option<Key>,
     /// Add a trailer (the caller stores originals).
@@ -432,21 +446,6 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// What the agent knew before this call, from the session transcript (cached in session
-    /// memory, [`Memory::known`], when the hook has it). A subagent has a conversation of its
-    /// own and knows only its prompt: the session's transcript is not its history, so it
-    /// gets none.
-    fn read_known(&self) -> Option<Known> {
-        if self.subagent {
-            return None;
-        }
-        let (path, _) = self.transcript?;
-        match self.local {
-            Some(local) => local.memory.known(Path::new(path)),
-            None => Known::of_transcript(Path::new(path), None),
-        }
-    }
-
     /// Compress one text; `None` means keep it.
     fn text(
         &mut self,
@@ -465,7 +464,6 @@ impl Job<'_> {
                         intent::from_transcript(Path::new(path), id, self.call_patience)
                     }),
             );
-            self.known = Some(self.read_known());
         }
         let request = Request {
             text,
@@ -474,7 +472,7 @@ impl Job<'_> {
             max_output_chars: Some(self.config.max_output_chars.saturating_sub(room)),
             full_output,
             intent: self.intent.as_ref().and_then(Option::as_deref),
-            known: self.known.as_ref().and_then(Option::as_ref),
+            known: Some(&self.known),
             unprotected: false,
         };
         match pipeline::compress(&request, self.config, self.scorer, self.deadline) {
@@ -953,9 +951,15 @@ mod tests {
     }
 
     #[test]
-    fn what_the_agent_knew_is_read_once_per_session_and_not_for_subagents() {
+    fn what_the_agent_knew_is_read_for_the_line_model_once_per_session_not_for_subagents() {
         let home = tempfile::tempdir().unwrap();
         let local = local_in(home.path());
+        let repo_model = Path::new(env!("CARGO_MANIFEST_DIR")).join("model");
+        let args = crate::scorer::ModelArgs {
+            model: Some(repo_model),
+            device: None,
+        };
+        let model = crate::scorer::installed(&Config::default(), &args).unwrap();
         let transcript = home.path().join("t.jsonl");
         let lines = [
             json!({"type": "user", "message": {"role": "user", "content": "fix wire_format_bug"}}),
@@ -965,26 +969,34 @@ mod tests {
         ];
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(&transcript, text).unwrap();
-        let run = |session: &str, agent: &str| {
-            let payload = json!({"session_id": session, "agent_id": agent, "cwd": "/r",
-                "tool_name": "Bash", "tool_use_id": "toolu_1",
+        let run = |agent: &str, tool: &str, input: Value, response: Value| {
+            let payload = json!({"session_id": "s1", "agent_id": agent, "cwd": "/r",
+                "tool_name": tool, "tool_use_id": "toolu_1",
                 "transcript_path": transcript.display().to_string(),
-                "tool_input": {"command": "make"},
-                "tool_response": {"stdout": noisy(), "stderr": "", "interrupted": false}});
+                "tool_input": input, "tool_response": response});
             let bytes = serde_json::to_vec(&payload).unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
-            handle_with(&bytes, &Config::default(), None, deadline, Some(&local)).unwrap();
+            handle_with(&bytes, &Config::default(), Some(&model), deadline, Some(&local)).unwrap();
         };
-        let sessions = home.path().join("sessions");
-        run("s1", "");
-        let cache = crate::known::cache_file(&sessions, &transcript);
+        let bash = |agent: &str| {
+            run(agent, "Bash", json!({"command": "make"}),
+                json!({"stdout": noisy(), "stderr": "", "interrupted": false}))
+        };
+        let cache = crate::known::cache_file(&home.path().join("sessions"), &transcript);
+        // A long file read never reaches the line model: the transcript is not read for it.
+        let file: String = (0..300).map(|i| format!("line {i} of the file\n")).collect();
+        run("", "Read", json!({"file_path": "/r/a.txt"}),
+            json!({"type": "text", "file": {"filePath": "/r/a.txt", "content": file,
+                   "numLines": 300, "startLine": 1, "totalLines": 300}}));
+        assert!(!cache.exists());
+        bash("");
         let cached = std::fs::read_to_string(&cache).unwrap();
         assert!(cached.contains(" wire_format_bug"), "{cached}");
         // Nothing new in the transcript since: nothing read, nothing appended.
-        run("s1", "");
+        bash("");
         assert_eq!(std::fs::read_to_string(&cache).unwrap(), cached);
         std::fs::remove_file(&cache).unwrap();
-        run("s2", "agent-7");
+        bash("agent-7");
         assert!(!cache.exists());
     }
 

@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 
 use crate::domain::{CommandKind, Domain, Hints};
-use crate::known::Known;
+use crate::known::Lazy;
 use crate::model::forest::Forest;
 use crate::passes;
 use crate::store;
@@ -112,8 +112,9 @@ pub struct Context<'a> {
     pub domain: Domain,
     /// The agent's words before the call.
     pub intent: Option<&'a str>,
-    /// What the agent knew before the call: its session's prompts, words and calls.
-    pub known: Option<&'a Known>,
+    /// What the agent knew before the call: its session's prompts, words and calls (read
+    /// only when a line is scored).
+    pub known: Option<&'a Lazy<'a>>,
 }
 
 /// Each line's probability of being needed (lines split on `\n`; `tokens` is
@@ -128,7 +129,7 @@ pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Fore
         context.domain,
         command,
         context.intent,
-        context.known,
+        context.known.and_then(Lazy::get),
         &forest.vocab,
         is_signal,
     );
