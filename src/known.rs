@@ -97,10 +97,16 @@ impl Known {
     pub fn of_transcript(transcript: &Path, cache: Option<&Path>) -> Option<Known> {
         let mut file = File::open(transcript).ok()?;
         let len = file.metadata().ok().filter(|m| m.is_file())?.len();
-        let (mut known, offset) = cache.map(read_cache).unwrap_or_default();
-        // A transcript shorter than what was read is another file: start again.
+        let Cached {
+            mut known,
+            offset,
+            mut rewrite,
+        } = cache.map(read_cache).unwrap_or_default();
+        // A transcript shorter than what was read is another file: start again, and replace
+        // the cache, whose offset would otherwise stay past the file's end.
         let offset = if offset > len {
             known = Known::default();
+            rewrite = true;
             0
         } else {
             offset
@@ -125,10 +131,14 @@ impl Known {
             from = begin + newline + 1;
         }
         let new_offset = start + end as u64;
-        if let Some(cache) = cache
-            && new_offset > offset
-        {
-            let _ = append_cache(cache, new_offset, &known, &before);
+        if let Some(cache) = cache {
+            if rewrite {
+                let _ = paths::in_private_dir(cache, || {
+                    paths::write_private_atomic(cache, &cache_line(new_offset, &known, None))
+                });
+            } else if new_offset > offset {
+                let _ = append_cache(cache, new_offset, &known, &before);
+            }
         }
         Some(known)
     }
@@ -299,20 +309,29 @@ pub fn sweep(dir: &Path, retention: std::time::Duration) -> usize {
     removed
 }
 
+/// What a cache holds.
+#[derive(Default)]
+struct Cached {
+    known: Known,
+    /// How far into the transcript its items go.
+    offset: u64,
+    /// The file is there but too large or unreadable: replace it rather than append.
+    rewrite: bool,
+}
+
 /// The items a cache holds and how far into the transcript they go; empty when there is
 /// no cache or it cannot be read.
-fn read_cache(path: &Path) -> (Known, u64) {
-    let mut known = Known::default();
-    let mut offset = 0;
+fn read_cache(path: &Path) -> Cached {
+    let mut cached = Cached::default();
     let Ok(file) = File::open(path) else {
-        return (known, 0);
+        return cached;
     };
-    if file.metadata().map_or(true, |m| m.len() > MAX_CACHE_BYTES) {
-        return (known, 0);
-    }
     let mut text = String::new();
-    if file.take(MAX_CACHE_BYTES).read_to_string(&mut text).is_err() {
-        return (known, 0);
+    if file.metadata().map_or(true, |m| m.len() > MAX_CACHE_BYTES)
+        || file.take(MAX_CACHE_BYTES).read_to_string(&mut text).is_err()
+    {
+        cached.rewrite = true;
+        return cached;
     }
     // Whole lines only: a torn last line (a hook that died mid-write) is passed over.
     let whole = text.rfind('\n').map_or("", |i| &text[..i]);
@@ -321,22 +340,22 @@ fn read_cache(path: &Path) -> (Known, u64) {
         let Some(Ok(at)) = words.next().map(str::parse::<u64>) else {
             continue;
         };
-        offset = offset.max(at);
+        cached.offset = cached.offset.max(at);
         for w in words.filter(|w| !w.is_empty()) {
-            if known.items.len() < MAX_ITEMS {
-                known.items.insert(w.to_string());
+            if cached.known.items.len() < MAX_ITEMS {
+                cached.known.items.insert(w.to_string());
             }
         }
     }
-    (known, offset)
+    cached
 }
 
-/// Append one line: `offset`, then the items of `known` not in `before`, sorted.
-fn append_cache(path: &Path, offset: u64, known: &Known, before: &Known) -> std::io::Result<()> {
+/// One cache line: `offset`, then the items of `known` not in `before`, sorted.
+fn cache_line(offset: u64, known: &Known, before: Option<&Known>) -> Vec<u8> {
     let mut new: Vec<&str> = known
         .items
         .iter()
-        .filter(|w| !before.contains(w))
+        .filter(|w| before.is_none_or(|b| !b.contains(w)))
         .map(String::as_str)
         .collect();
     new.sort_unstable();
@@ -346,13 +365,19 @@ fn append_cache(path: &Path, offset: u64, known: &Known, before: &Known) -> std:
         line.push_str(w);
     }
     line.push('\n');
+    line.into_bytes()
+}
+
+/// Append the line of what `known` holds beyond `before`, in one write.
+fn append_cache(path: &Path, offset: u64, known: &Known, before: &Known) -> std::io::Result<()> {
+    let line = cache_line(offset, known, Some(before));
     let mut file = paths::in_private_dir(path, || {
         paths::private_file_options()
             .append(true)
             .create(true)
             .open(path)
     })?;
-    file.write_all(line.as_bytes())
+    file.write_all(&line)
 }
 
 #[cfg(test)]
@@ -462,6 +487,20 @@ mod tests {
         write(&t, &[prompt("gamma_three")], false);
         let known = Known::of_transcript(&t, Some(&cache)).unwrap();
         assert!(known.contains("gamma_three") && !known.contains("alpha_one"));
+        // The cache was replaced, not appended to: the next call reads nothing again.
+        let len = std::fs::metadata(&t).unwrap().len();
+        assert_eq!(
+            std::fs::read_to_string(&cache).unwrap(),
+            format!("{len} gamma_three\n")
+        );
+        // A cache past its bound is replaced by one line too.
+        std::fs::write(&cache, vec![b'x'; (MAX_CACHE_BYTES + 1) as usize]).unwrap();
+        let known = Known::of_transcript(&t, Some(&cache)).unwrap();
+        assert!(known.contains("gamma_three"));
+        assert_eq!(
+            std::fs::read_to_string(&cache).unwrap(),
+            format!("{len} gamma_three\n")
+        );
         // A torn cache line is passed over.
         std::fs::write(&cache, "12 zzz_torn").unwrap();
         let known = Known::of_transcript(&t, Some(&cache)).unwrap();
