@@ -123,23 +123,32 @@ impl Known {
         } else {
             0
         };
-        let before = known.clone();
+        // What the new lines hold, apart: only the items not known yet go to the cache.
+        let mut read = Known::default();
         let needles = Needles::new();
         let mut from = begin;
         for newline in memchr::memchr_iter(b'\n', &bytes[begin..end]) {
-            known.read_line(&bytes[from..begin + newline], &needles);
+            read.read_line(&bytes[from..begin + newline], &needles);
             from = begin + newline + 1;
         }
+        let added: Vec<String> = read
+            .items
+            .into_iter()
+            .filter(|w| !known.contains(w))
+            .take(MAX_ITEMS.saturating_sub(known.len()))
+            .collect();
         let new_offset = start + end as u64;
         if let Some(cache) = cache {
             if rewrite {
+                let all = known.items.iter().chain(&added);
                 let _ = paths::in_private_dir(cache, || {
-                    paths::write_private_atomic(cache, &cache_line(new_offset, &known, None))
+                    paths::write_private_atomic(cache, &cache_line(new_offset, all.clone()))
                 });
             } else if new_offset > offset {
-                let _ = append_cache(cache, new_offset, &known, &before);
+                let _ = append_cache(cache, &cache_line(new_offset, added.iter()));
             }
         }
+        known.items.extend(added);
         Some(known)
     }
 
@@ -350,17 +359,12 @@ fn read_cache(path: &Path) -> Cached {
     cached
 }
 
-/// One cache line: `offset`, then the items of `known` not in `before`, sorted.
-fn cache_line(offset: u64, known: &Known, before: Option<&Known>) -> Vec<u8> {
-    let mut new: Vec<&str> = known
-        .items
-        .iter()
-        .filter(|w| before.is_none_or(|b| !b.contains(w)))
-        .map(String::as_str)
-        .collect();
-    new.sort_unstable();
+/// One cache line: `offset`, then `items`, sorted.
+fn cache_line<'a>(offset: u64, items: impl Iterator<Item = &'a String>) -> Vec<u8> {
+    let mut items: Vec<&str> = items.map(String::as_str).collect();
+    items.sort_unstable();
     let mut line = offset.to_string();
-    for w in new {
+    for w in items {
         line.push(' ');
         line.push_str(w);
     }
@@ -368,16 +372,15 @@ fn cache_line(offset: u64, known: &Known, before: Option<&Known>) -> Vec<u8> {
     line.into_bytes()
 }
 
-/// Append the line of what `known` holds beyond `before`, in one write.
-fn append_cache(path: &Path, offset: u64, known: &Known, before: &Known) -> std::io::Result<()> {
-    let line = cache_line(offset, known, Some(before));
+/// Append `line` to the cache, in one write.
+fn append_cache(path: &Path, line: &[u8]) -> std::io::Result<()> {
     let mut file = paths::in_private_dir(path, || {
         paths::private_file_options()
             .append(true)
             .create(true)
             .open(path)
     })?;
-    file.write_all(&line)
+    file.write_all(line)
 }
 
 #[cfg(test)]
