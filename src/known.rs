@@ -230,11 +230,6 @@ impl<'a> Lazy<'a> {
     pub fn get(&self) -> Option<&Known> {
         self.cell.get_or_init(|| (self.load)()).as_ref()
     }
-
-    /// Whether it was read (for tests and the debug record).
-    pub fn was_read(&self) -> bool {
-        self.cell.get().is_some()
-    }
 }
 
 impl std::fmt::Debug for Lazy<'_> {

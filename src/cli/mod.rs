@@ -26,7 +26,6 @@ use crate::domain::{Domain, Hints};
 use crate::paths::Dirs;
 use crate::pipeline::{self, Request};
 use crate::scorer::ModelArgs;
-use crate::session::Memory;
 use crate::stats::{self, Event};
 use crate::store::{self, Store};
 use crate::{doctor, eval, hook, init, intent, log};
@@ -422,10 +421,7 @@ fn hook_main(model_args: ModelArgs) -> u8 {
         return 0;
     }
     let dirs = Dirs::resolve();
-    let local = dirs.as_ref().map(|dirs| hook::Local {
-        store: Store::open(dirs, &config),
-        memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
-    });
+    let local = dirs.as_ref().map(|dirs| hook::Local::open(dirs, &config));
     let deadline = start + config.deadline;
     // The hard deadline: past it (and a grace), the process ends as a pass-through and says
     // so in the log and the statistics, as a call that ran out of time always has.

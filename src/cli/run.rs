@@ -21,9 +21,7 @@ use crate::config::Config;
 use crate::domain::Domain;
 use crate::paths::Dirs;
 use crate::scorer::ModelArgs;
-use crate::session::Memory;
 use crate::stats::{self, Event};
-use crate::store::Store;
 use crate::{hook, log};
 
 pub fn main(
@@ -95,10 +93,7 @@ fn compress_with_trailer(
     let dirs = Dirs::resolve();
     let mut event = Event::new("passthrough").with_command(command);
     event.tool = "Bash".into();
-    let local = dirs.as_ref().map(|dirs| hook::Local {
-        store: Store::open(dirs, &config),
-        memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
-    });
+    let local = dirs.as_ref().map(|dirs| hook::Local::open(dirs, &config));
     let call = call.and_then(|(path, id)| Some((path.to_str()?, id)));
     let output = hook::command_output(
         &text,
@@ -112,8 +107,9 @@ fn compress_with_trailer(
     let shown = match output {
         Ok((new, compressed, originals)) => {
             let stored = originals.iter().try_for_each(|original| {
-                let dirs = dirs.as_ref().context("no home directory for the store")?;
-                Store::open(dirs, &config)
+                let local = local.as_ref().context("no home directory for the store")?;
+                local
+                    .store
                     .put(&original.id, original.text.as_bytes())
                     .map(|_| ())
             });

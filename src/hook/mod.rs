@@ -45,11 +45,11 @@ use serde_json::{Map, Value, json};
 use crate::config::Config;
 use crate::domain::{self, Domain, Hints};
 use crate::intent;
+use crate::known::{Known, Lazy};
 use crate::passes;
 use crate::pipeline::{self, Compressed, Passthrough, Request};
 use crate::scorer::Scorer;
 use crate::select;
-use crate::known::{Known, Lazy};
 use crate::session::{self, Key, Memory};
 use crate::stats::thousands;
 use crate::store::{self, Store};
@@ -152,6 +152,16 @@ pub struct Local {
     pub store: Store,
     /// Session memory.
     pub memory: Memory,
+}
+
+impl Local {
+    /// The store and session memory of `dirs`, as `config` bounds them.
+    pub fn open(dirs: &crate::paths::Dirs, config: &Config) -> Local {
+        Local {
+            store: Store::open(dirs, config),
+            memory: Memory::new(dirs.sessions_dir(), config.store_retention_days),
+        }
+    }
 }
 
 /// Handle one hook payload. `Ok(None)`: print nothing, Claude Code keeps the original.
