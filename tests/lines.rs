@@ -137,6 +137,49 @@ fn dropped_runs_come_back_by_their_line_numbers() {
     );
 }
 
+/// `git diff` outputs of a held-out repository: the line model drops whole lines of a diff
+/// and rewrites none (whitespace is content: every kept line is an original line, in order,
+/// byte for byte).
+#[test]
+fn diffs_lose_whole_lines_only() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/training/data/trajectories-dev.jsonl.gz"
+    );
+    let all = kompress::usage::read(std::path::Path::new(path)).unwrap();
+    let diffs: Vec<(String, String)> = all
+        .iter()
+        .filter(|t| t.repo == "scikit-learn/scikit-learn")
+        .flat_map(|t| &t.steps)
+        .filter(|s| s.command.starts_with("git diff") && s.output.lines().count() >= 8)
+        .map(|s| (s.command.clone(), s.output.clone()))
+        .collect();
+    assert!(diffs.len() >= 10, "{}", diffs.len());
+    let env = Env::new().with_model();
+    let mut shortened = 0;
+    for (command, text) in &diffs {
+        let Some(after) = hook(&env, text, command) else {
+            continue;
+        };
+        shortened += 1;
+        let mut original = text.split('\n');
+        for line in after.lines() {
+            if kompress::passes::is_marker(line) {
+                continue;
+            }
+            assert!(
+                original.any(|o| o == line),
+                "{command}: {line:?} is not an original line, in order:\n{after}"
+            );
+        }
+    }
+    assert!(
+        shortened >= 5,
+        "only {shortened} of {} diffs shortened",
+        diffs.len()
+    );
+}
+
 #[test]
 fn rules_only_drops_no_lines() {
     let env = Env::new();

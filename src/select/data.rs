@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
-use super::{features, is_signal};
+use super::{features, is_signal, stays};
 use crate::domain::{self, CommandKind};
 use crate::known::Known;
 use crate::model::forest::Vocab;
@@ -128,7 +128,8 @@ pub fn write(trajectories: &Path, out: &Path) -> Result<()> {
                 "intent": intent.is_some(),
                 // With the newline, as the runtime's line choice counts them.
                 "tokens": tokens.iter().map(|t| t + 1).collect::<Vec<_>>(),
-                "signal": lines.iter().map(|l| is_signal(l)).collect::<Vec<_>>(),
+                // The lines no price drops (`super::forced`, the last line aside).
+                "stays": lines.iter().map(|l| stays(l)).collect::<Vec<_>>(),
                 "seen": usage.seen,
                 "y": usage.line_used,
                 "items": items,

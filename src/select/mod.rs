@@ -142,13 +142,20 @@ pub fn scores(text: &str, tokens: &[usize], context: &Context<'_>, forest: &Fore
 /// of an output costs more (27 on average), and saves the hook's trailer (24).
 pub const MARKER_TOKENS: f32 = 8.0;
 
-/// Lines no score may drop: signal lines, markers, and the last non-blank line.
+/// A line that stays wherever it is: a [signal](is_signal), or a diff's file header
+/// (`diff --git a/x b/x`), so that a thinned diff still names every file it changes.
+pub fn stays(line: &str) -> bool {
+    is_signal(line) || line.starts_with("diff --git ")
+}
+
+/// Lines no score may drop: the lines that [stay](stays), markers, and the last non-blank
+/// line.
 pub fn forced(lines: &[&str]) -> Vec<bool> {
     let last = lines.iter().rposition(|l| !l.trim().is_empty());
     lines
         .iter()
         .enumerate()
-        .map(|(i, line)| Some(i) == last || passes::is_marker(line) || is_signal(line))
+        .map(|(i, line)| Some(i) == last || passes::is_marker(line) || stays(line))
         .collect()
 }
 
@@ -388,10 +395,12 @@ mod tests {
             "noise",
             "ValueError: x",
             "[lines 3-9 omitted]",
+            "diff --git a/src/x.py b/src/x.py",
+            " context diff --git",
             "last words",
             "",
         ];
-        assert_eq!(forced(&lines), [false, true, true, true, false]);
+        assert_eq!(forced(&lines), [false, true, true, true, false, true, false]);
     }
 
     #[test]
