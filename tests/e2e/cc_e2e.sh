@@ -215,6 +215,20 @@ EOF"
 check pytest_pass shortened
 check pytest_pass keeps "400 passed"
 
+# The agent reviews its own edit: `git diff` of 20 one-line changes in two files, each hunk
+# with its context. The line pass thins a diff (session 14); every `diff --git` header stays.
+run_case git_diff --tool Bash --input '{"command":"git diff"}' \
+    --say "Let me review my edit before running the tests." \
+    --setup "git init -q . && mkdir app && python3 -c \"
+for name in ['models', 'views']:
+    with open('app/%s.py' % name, 'w') as f:
+        for i in range(60):
+            f.write('def %s_handler_%d(request, value):\\n    result = compute_%s(value, %d)\\n    if result is None:\\n        return default_%s(%d)\\n    return result\\n\\n\\n' % (name, i, name, i, name, i))
+\" && git add -A && git -c user.email=e2e@example.com -c user.name=e2e commit -qm init && sed -i 's/return default_models(\\(1[0-9]\\))/return fallback_models(\\1, strict=True)/; s/return default_views(\\(2[0-9]\\))/return fallback_views(\\1, strict=True)/' app/models.py app/views.py"
+check git_diff shortened
+check git_diff keeps "diff --git a/app/models.py b/app/models.py"
+check git_diff keeps "diff --git a/app/views.py b/app/views.py"
+
 echo "$passed passed, $failed failed"
 echo "results in $out"
 [ "$failed" = 0 ]

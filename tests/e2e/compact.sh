@@ -53,7 +53,8 @@ seq_call='{"tool": "Bash", "input": {"command": "seq 1 3000"}}'
 run 1 "e2e-go: twice" "{\"marker\": \"e2e-go\", \"calls\": [$seq_call, $seq_call], \"final_text\": \"done\"}"
 first=$(texts "$w/results1.json" | sed -n 1p)
 second=$(texts "$w/results1.json" | sed -n 2p)
-check "first call: the output itself" "$([[ $first == "'1\\n2\\n3"* ]]; echo $?)" "$first"
+# (The line model may thin it, but its last line always stays.)
+check "first call: the output itself" "$([[ $first == *"\\n3000'" && $first != *"output unchanged"* ]]; echo $?)" "${first:0:120}"
 check "second identical call: output unchanged" "$([[ $second == *"output unchanged since the earlier identical call"* ]]; echo $?)" "${second:0:120}"
 check "session memory holds a record" "$([ "$(records)" -ge 1 ]; echo $?)" "$(records) records"
 before=$(records)
