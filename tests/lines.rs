@@ -178,6 +178,12 @@ fn diffs_lose_whole_lines_only() {
         "only {shortened} of {} diffs shortened",
         diffs.len()
     );
+    // The same diffs read from a file are reads: whole, whatever the range.
+    for (_, text) in diffs.iter().take(5) {
+        for command in ["cat fix.patch", "head -200 fix.patch"] {
+            assert_eq!(hook(&env, text, command), None, "{command}");
+        }
+    }
 }
 
 #[test]

@@ -103,7 +103,7 @@ def main():
         groups = ["all", r["domain"]] + ([] if r["domain"] == "file_read" else ["non_read"])
         for g in groups:
             used[g] += r["n_used"]
-        selected = r["domain"] in lm.LINE_DOMAINS and len(r["y"]) >= lm.MIN_LINES
+        selected = lm.line_selected(r)
         forced = lm.forced(r)
         whole = np.ones(len(r["y"]), dtype=bool)
         line = (np.asarray(r["y"], dtype=bool) | forced) if selected else whole
@@ -129,7 +129,7 @@ def main():
         assert header["features"][:n] == model["features"], "the model's features are not the data's"
         groups = defaultdict(lambda: ([], [], []))
         for r in held:
-            if r["domain"] not in lm.LINE_DOMAINS or len(r["y"]) < lm.MIN_LINES:
+            if not lm.line_selected(r):
                 continue
             seen = np.asarray(r["seen"], dtype=bool)
             x = np.asarray(r["x"], dtype=np.float32)[:, :n]

@@ -42,6 +42,13 @@ def log(msg):
     print(f"[line_model {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def line_selected(r):
+    """Whether the line pass sees this output (src/select/mod.rs `select`): a domain it runs
+    on, 8 lines or more, and not a diff read from a file (`cat fix.patch`: a read)."""
+    diff_read = r["domain"] == "diff" and r["kind"] == "read"
+    return r["domain"] in LINE_DOMAINS and len(r["y"]) >= MIN_LINES and not diff_read
+
+
 def load(path):
     """The header (feature names, training repositories, item counts), the outputs the
     line pass would see, and per repository the used items of the other outputs (reads,
@@ -51,7 +58,7 @@ def load(path):
         header = json.loads(f.readline())
         for line in f:
             r = json.loads(line)
-            if r["domain"] not in LINE_DOMAINS or len(r["y"]) < MIN_LINES:
+            if not line_selected(r):
                 whole_used[r["repo"]] += r["n_used"]
                 continue
             rows.append(r)

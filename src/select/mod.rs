@@ -279,7 +279,13 @@ fn price_scale() -> f32 {
 /// Select the lines of `text` the agent will need, at the forest's price for the
 /// command's kind; `None` when nothing goes (or the kind has no price).
 pub fn select(text: &str, context: &Context<'_>, forest: &Forest) -> Option<String> {
-    let price = *forest.prices.get(CommandKind::of(&context.hints).name())? * price_scale();
+    let kind = CommandKind::of(&context.hints);
+    // A diff the agent read from a file (`cat fix.patch`, `head -50 fix.patch`) is a read,
+    // and reads stay whole (`Domain::settings`).
+    if context.domain == Domain::Diff && kind == CommandKind::Read {
+        return None;
+    }
+    let price = *forest.prices.get(kind.name())? * price_scale();
     let lines: Vec<&str> = text.split('\n').collect();
     if !(MIN_LINES..=MAX_LINES).contains(&lines.len()) {
         return None;
