@@ -333,7 +333,8 @@ def main():
     params = {
         "objective": "binary",
         # 0.1 since session 14 (0.05 before): held-out line pass at matched pooled recall
-        # 0.972, 48.7% against 47.9%, and 400 rounds at 0.05 (48.9%) cost the hook's p50
+        # 0.972 (on that session's first line data, diff reads still line-selected),
+        # 48.7% against 47.9%, and 400 rounds at 0.05 (48.9%) cost the hook's p50
         # about 0.1 x a bare `cat` more on the dev corpus for 0.26 point more.
         "learning_rate": 0.1,
         "num_leaves": args.leaves,
