@@ -33,27 +33,34 @@ fn hook(env: &Env, text: &str, command: &str) -> Option<String> {
     )
 }
 
-/// Step outputs of one held-out repository of the shipped trajectories (never trained on):
-/// (command, output) of the non-read outputs of 200+ characters.
-fn held_out_outputs(limit: usize) -> Vec<(String, String)> {
+/// The steps of one repository of the shipped trajectories.
+fn steps_of(repo: &str) -> Vec<kompress::usage::Step> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/training/data/trajectories-dev.jsonl.gz"
     );
-    let all = kompress::usage::read(std::path::Path::new(path)).unwrap();
-    let mut out = Vec::new();
-    for t in all.iter().filter(|t| t.repo == "pylint-dev/astroid") {
-        for step in &t.steps {
+    kompress::usage::read(std::path::Path::new(path))
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.repo == repo)
+        .flat_map(|t| t.steps)
+        .collect()
+}
+
+/// Step outputs of one held-out repository of the shipped trajectories (never trained on):
+/// (command, output) of the non-read outputs of 200+ characters.
+fn held_out_outputs(limit: usize) -> Vec<(String, String)> {
+    steps_of("pylint-dev/astroid")
+        .into_iter()
+        .filter(|step| {
             let reads = ["cat ", "sed ", "head ", "tail ", "nl "]
                 .iter()
                 .any(|r| step.command.starts_with(r));
-            if step.output.len() >= 200 && step.output.lines().count() >= 8 && !reads {
-                out.push((step.command.clone(), step.output.clone()));
-            }
-        }
-    }
-    out.truncate(limit);
-    out
+            step.output.len() >= 200 && step.output.lines().count() >= 8 && !reads
+        })
+        .map(|step| (step.command, step.output))
+        .take(limit)
+        .collect()
 }
 
 #[test]
@@ -142,17 +149,10 @@ fn dropped_runs_come_back_by_their_line_numbers() {
 /// byte for byte).
 #[test]
 fn diffs_lose_whole_lines_only() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/training/data/trajectories-dev.jsonl.gz"
-    );
-    let all = kompress::usage::read(std::path::Path::new(path)).unwrap();
-    let diffs: Vec<(String, String)> = all
-        .iter()
-        .filter(|t| t.repo == "scikit-learn/scikit-learn")
-        .flat_map(|t| &t.steps)
+    let diffs: Vec<(String, String)> = steps_of("scikit-learn/scikit-learn")
+        .into_iter()
         .filter(|s| s.command.starts_with("git diff") && s.output.lines().count() >= 8)
-        .map(|s| (s.command.clone(), s.output.clone()))
+        .map(|s| (s.command, s.output))
         .collect();
     assert!(diffs.len() >= 10, "{}", diffs.len());
     let env = Env::new().with_model();
